@@ -1,0 +1,1 @@
+"""Custom TFX components and the user modules (transform, trainer) the pipeline runs."""

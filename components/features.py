@@ -1,0 +1,32 @@
+"""Feature settings shared by the transform and the trainer (they arrive as custom_config dicts)."""
+import tensorflow as tf
+
+CATEGORICAL_TREATMENTS = ("bucketize", "identity", "vocabulary")
+
+
+def transformed_name(feature_name: str) -> str:
+    return f"{feature_name}_xf"
+
+
+def label_source_columns(label: dict) -> list[str]:
+    """Raw columns the label is computed from; a serving request carries none that are not features."""
+    return [label["source"]] + ([label["denominator"]] if label.get("denominator") else [])
+
+
+def serving_feature_spec(raw_feature_spec: dict, settings: dict) -> dict:
+    """The raw feature spec of a serving request: the label's source column is never sent."""
+    feature_names = {feature["name"] for feature in settings["features"]}
+    dropped = set(label_source_columns(settings["label"])) - feature_names
+    return {name: spec for name, spec in raw_feature_spec.items() if name not in dropped}
+
+
+def as_dense(tensor, fill_value=None):
+    """A rank-1 tensor with one value per example; missing values (sparse entries) take fill_value."""
+    if fill_value is None:
+        fill_value = "" if tensor.dtype == tf.string else 0
+    if isinstance(tensor, tf.sparse.SparseTensor):
+        tensor = tf.sparse.to_dense(
+            tf.SparseTensor(tensor.indices, tensor.values, [tensor.dense_shape[0], 1]),
+            default_value=tf.constant(fill_value, dtype=tensor.dtype),
+        )
+    return tf.reshape(tensor, [-1])

@@ -1,0 +1,144 @@
+"""Trainer module (run_fn): a Keras model over the transformed features, exported for TF Serving.
+
+Training reads the raw examples and applies the saved tf.Transform graph in the input pipeline,
+so the exact graph that serving runs is the one training ran through.
+"""
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.features import CATEGORICAL_TREATMENTS, serving_feature_spec, transformed_name
+
+CANARY_FILE = "canary_predictions.json"
+CANARY_ROWS = 20
+
+
+def _raw_dataset(fn_args, file_pattern, tf_transform_output, batch_size, shuffle):
+    return fn_args.data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle),
+        tf_transform_output.raw_metadata.schema,
+    )
+
+
+def _training_dataset(raw_dataset, tft_layer, settings):
+    label_name = settings["label"]["name"]
+
+    def split_label(raw_features):
+        transformed = tft_layer(raw_features)
+        label = transformed.pop(label_name)
+        return transformed, label
+
+    return raw_dataset.map(split_label, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _category_count(feature, tf_transform_output):
+    if feature["treatment"] == "vocabulary":
+        return tf_transform_output.num_buckets_for_transformed_feature(transformed_name(feature["name"]))
+    return feature["buckets"]
+
+
+def build_model(settings, tf_transform_output, model_settings):
+    """Categorical features one-hot, numeric ones as they are, then dense layers and a sigmoid."""
+    inputs, encoded = {}, []
+    for feature in settings["features"]:
+        name = transformed_name(feature["name"])
+        if feature["treatment"] in CATEGORICAL_TREATMENTS:
+            inputs[name] = keras.Input(shape=(), name=name, dtype=tf.int64)
+            count = _category_count(feature, tf_transform_output)
+            encoded.append(keras.layers.CategoryEncoding(count, output_mode="one_hot", name=f"{name}_onehot")(inputs[name]))
+        else:
+            inputs[name] = keras.Input(shape=(), name=name, dtype=tf.float32)
+            encoded.append(keras.layers.Reshape((1,), name=f"{name}_column")(inputs[name]))
+    hidden = keras.layers.Concatenate(name="features")(encoded)
+    for index, units in enumerate(model_settings["hidden_units"]):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+        if model_settings["dropout"]:
+            hidden = keras.layers.Dropout(model_settings["dropout"], name=f"dropout_{index}")(hidden)
+    probability = keras.layers.Dense(1, activation="sigmoid", name="probability")(hidden)
+    model = keras.Model(inputs=inputs, outputs=probability)
+    model.compile(
+        optimizer=keras.optimizers.Adam(model_settings["learning_rate"]),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="binary_accuracy")],
+    )
+    return model
+
+
+def _signatures(model, tf_transform_output, settings, decision_threshold):
+    """serving_default (TF Serving, TFMA) and transform_features (TFMA's preprocessing function)."""
+    raw_spec = tf_transform_output.raw_feature_spec()
+    request_spec = serving_feature_spec(raw_spec, settings)
+    input_names = list(model.input_names)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_tf_examples(serialized_examples):
+        transformed = model.tft_layer(tf.io.parse_example(serialized_examples, request_spec))
+        probabilities = model({name: transformed[name] for name in input_names})
+        classes = tf.cast(probabilities > decision_threshold, tf.int64)
+        return {"probabilities": probabilities, "classes": classes}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def transform_features(serialized_examples):
+        return model.tft_layer(tf.io.parse_example(serialized_examples, raw_spec))
+
+    return {
+        "serving_default": serve_tf_examples.get_concrete_function(),
+        "transform_features": transform_features.get_concrete_function(),
+    }
+
+
+def _write_canary(fn_args, model, tf_transform_output, settings, signature):
+    """The trained model's own predictions on the first eval rows, to check the exported model against."""
+    files = [path for pattern in fn_args.eval_files for path in tf.io.gfile.glob(pattern)]
+    serialized = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(CANARY_ROWS)]
+    if not serialized:
+        return
+    request_spec = serving_feature_spec(tf_transform_output.raw_feature_spec(), settings)
+    transformed = model.tft_layer(tf.io.parse_example(tf.constant(serialized), request_spec))
+    probabilities = model.predict({name: transformed[name] for name in model.input_names}, verbose=0)[:, 0]
+    rows = []
+    for example_bytes, probability in zip(serialized, probabilities):
+        example = tf.train.Example.FromString(example_bytes)
+        features = {}
+        for name, value in example.features.feature.items():
+            kind = value.WhichOneof("kind")
+            values = list(getattr(value, kind).value) if kind else []
+            if values:
+                features[name] = values[0].decode() if kind == "bytes_list" else values[0]
+        rows.append({"features": features, "probability": float(probability)})
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CANARY_FILE), "w") as handle:
+        json.dump({"signature": signature, "rows": rows}, handle, indent=1)
+
+
+def run_fn(fn_args: tfx.components.FnArgs):
+    config = fn_args.custom_config
+    settings = config["transform"]
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size = config["batch_size"]
+
+    model = build_model(settings, tf_transform_output, config["model"])
+    model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved with the model
+    train = _training_dataset(
+        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle=True), model.tft_layer, settings)
+    evaluation = _training_dataset(
+        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), model.tft_layer, settings)
+    history = model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        verbose=0,
+    )
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
+        json.dump({key: [float(v) for v in values] for key, values in history.history.items()}, handle)
+
+    signatures = _signatures(model, tf_transform_output, settings, config["decision_threshold"])
+    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    _write_canary(fn_args, model, tf_transform_output, settings, "serving_default")

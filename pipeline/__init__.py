@@ -1,0 +1,1 @@
+"""Config-driven TFX pipeline: config → ingest → validate → transform → train → evaluate → push."""

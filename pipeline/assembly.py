@@ -1,0 +1,195 @@
+"""Builds the TFX pipeline from the config, in the data's own order:
+ingest → validate (gate) → transform → train → evaluate (gate) → push.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.data_gate import BLESSED_KEY, DataGate
+from pipeline.config import PipelineConfig
+
+TRANSFORM_FN = "components.transform.preprocessing_fn"
+TRAINER_FN = "components.trainer.run_fn"
+
+
+def beam_args(config: PipelineConfig) -> list[str]:
+    workers = config.beam.direct_num_workers or os.cpu_count() or 1
+    return [
+        "--runner=DirectRunner",
+        f"--direct_running_mode={config.beam.direct_running_mode}",
+        f"--direct_num_workers={workers}",
+        *config.beam.extra_args,
+    ]
+
+
+def metadata_connection(config: PipelineConfig):
+    path = config.path(config.metadata.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+def example_gen(config: PipelineConfig, span: Optional[int] = None):
+    """CsvExampleGen over the span folders: the newest span, or the given one (backfill)."""
+    input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data.span_pattern)])
+    output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+        tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+    ]))
+    range_config = None
+    if span is not None:
+        range_config = tfx.proto.RangeConfig(
+            static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span))
+    return tfx.components.CsvExampleGen(
+        input_base=str(config.path(config.data.base)),
+        input_config=input_config,
+        output_config=output_config,
+        range_config=range_config,
+    )
+
+
+def training_window(config: PipelineConfig, ingest):
+    """The spans Transform analyses and Trainer learns from: the newest span, or the newest k.
+
+    Returns the resolver to add to the pipeline (none for `latest`) and the window's channel. The
+    resolver reads every span ExampleGen ever ingested (a producer-bound channel would see only
+    this run's span), and runs after this run's ExampleGen.
+    """
+    if config.data.spans.policy == "latest":
+        return [], ingest.outputs["examples"]
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+        config={"range_config": tfx.proto.RangeConfig(
+            rolling_range=tfx.proto.RollingRange(num_spans=config.data.spans.k))},
+        examples=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Examples, producer_component_id=ingest.id, output_key="examples"),
+    ).with_id("training_window")
+    resolver.add_upstream_node(ingest)
+    return [resolver], resolver.outputs["examples"]
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    threshold = config.evaluation.decision_threshold
+    metric_args = {
+        "BinaryAccuracy": {"threshold": threshold},
+        "Precision": {"thresholds": threshold},
+        "Recall": {"thresholds": threshold},
+    }
+    gates = {gate.metric: gate for gate in config.evaluation.gates}
+    metrics = []
+    for name in ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
+                 "CalibrationPlot", "MeanLabel", "MeanPrediction"):
+        metric = tfma.MetricConfig(class_name=name, config=_json(metric_args.get(name)))
+        if name in gates:  # gates hold on the whole eval split; slices are reported, not gated
+            metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()], threshold=_threshold(gates[name]))
+        metrics.append(metric)
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_default",
+            label_key=config.label.name,
+            prediction_key="probabilities",
+            preprocessing_function_names=["transform_features"],
+        )],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in config.evaluation.slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def _json(arguments) -> str:
+    return json.dumps(arguments) if arguments else ""
+
+
+def _threshold(gate) -> tfma.MetricThreshold:
+    threshold = tfma.MetricThreshold()
+    if gate.lower_bound is not None:
+        threshold.value_threshold.lower_bound.value = gate.lower_bound
+    if gate.upper_bound is not None:
+        threshold.value_threshold.upper_bound.value = gate.upper_bound
+    if gate.max_regression is not None:
+        threshold.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+        threshold.change_threshold.absolute.value = -gate.max_regression
+    return threshold
+
+
+# --- the whole pipeline -------------------------------------------------------------------------
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    ingest = example_gen(config)
+    statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
+    schema = tfx.components.ImportSchemaGen(schema_file=str(config.path(config.data.schema_path)))
+    validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
+    data_gate = DataGate(anomalies=validator.outputs["anomalies"])
+    components = [ingest, statistics, schema, validator, data_gate]
+
+    with tfx.dsl.Cond(data_gate.outputs["result"].future()[0].custom_property(BLESSED_KEY) == 1):
+        window, window_examples = training_window(config, ingest)
+        components += window
+        transform = tfx.components.Transform(
+            examples=window_examples,
+            schema=schema.outputs["schema"],
+            preprocessing_fn=TRANSFORM_FN,
+            custom_config=config.transform_settings(),
+            materialize=False,
+        )
+        trainer = tfx.components.Trainer(
+            run_fn=TRAINER_FN,
+            examples=window_examples,
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+            custom_config={
+                "transform": config.transform_settings(),
+                "model": config.model.model_dump(),
+                "batch_size": config.training.batch_size,
+                "decision_threshold": config.evaluation.decision_threshold,
+            },
+        )
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("baseline_model")
+        evaluator = tfx.components.Evaluator(
+            examples=window_examples,
+            model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
+            eval_config=eval_config(config),
+        )
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
+        )
+        components += [transform, trainer, baseline, evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline.name,
+        pipeline_root=str(config.pipeline_root),
+        components=components,
+        enable_cache=config.pipeline.enable_cache,
+        metadata_connection_config=metadata_connection(config),
+        beam_pipeline_args=beam_args(config),
+    )
+
+
+def ingest_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
+    """ExampleGen alone for one older span, so a last_k window has its spans on a fresh store."""
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline.name,
+        pipeline_root=str(config.pipeline_root),
+        components=[example_gen(config, span)],
+        enable_cache=config.pipeline.enable_cache,
+        metadata_connection_config=metadata_connection(config),
+        beam_pipeline_args=beam_args(config),
+    )

@@ -1,0 +1,220 @@
+"""pipeline.yaml: the one place users change behaviour. Validated before any component starts."""
+from __future__ import annotations
+
+import pathlib
+from typing import Annotated, Literal, Optional, Union
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ConfigError(Exception):
+    """pipeline.yaml cannot be used; the message names the file, the key, the value and what is allowed."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineSection(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+    root: str = "outputs"
+    enable_cache: bool = True
+
+
+class SpanPolicy(Section):
+    policy: Literal["latest", "last_k"] = "latest"
+    k: PositiveInt = 1
+
+
+class DataSection(Section):
+    base: str
+    span_pattern: str = "span-{SPAN}/*.csv"
+    spans: SpanPolicy = SpanPolicy()
+    train_buckets: PositiveInt = 4
+    eval_buckets: PositiveInt = 1
+    schema_path: str
+
+    @model_validator(mode="after")
+    def _pattern_has_span(self):
+        if "{SPAN}" not in self.span_pattern:
+            raise ValueError(f"span_pattern must contain {{SPAN}} (got {self.span_pattern!r})")
+        return self
+
+
+class Feature(Section):
+    """One raw column and how the transform turns it into a model input."""
+
+    name: str
+    treatment: Literal["zscore", "bucketize", "vocabulary", "identity"]
+    buckets: Optional[PositiveInt] = None          # bucketize: quantile buckets; identity: values 0..buckets-1
+    top_k: Optional[PositiveInt] = None            # vocabulary: keep the k most frequent values
+    oov_buckets: Annotated[int, Field(ge=0)] = 1  # vocabulary: buckets for values outside the vocabulary
+    fill_value: Union[float, str, None] = None     # value used where the feature is missing
+
+    @model_validator(mode="after")
+    def _treatment_arguments(self):
+        if self.treatment in ("bucketize", "identity") and self.buckets is None:
+            raise ValueError(f"feature {self.name!r}: treatment {self.treatment!r} needs 'buckets'")
+        if self.treatment not in ("bucketize", "identity") and self.buckets is not None:
+            raise ValueError(f"feature {self.name!r}: 'buckets' only applies to bucketize and identity")
+        if self.treatment != "vocabulary" and self.top_k is not None:
+            raise ValueError(f"feature {self.name!r}: 'top_k' only applies to vocabulary")
+        return self
+
+
+class Label(Section):
+    """The label is made in the transform from raw columns, so serving requests never carry it."""
+
+    name: str
+    source: str
+    rule: Literal["ratio_above", "above", "equals"]
+    denominator: Optional[str] = None   # ratio_above: source / denominator > threshold
+    threshold: Optional[float] = None   # ratio_above, above
+    value: Optional[str] = None         # equals: source == value
+
+    @model_validator(mode="after")
+    def _rule_arguments(self):
+        needs = {"ratio_above": ("denominator", "threshold"), "above": ("threshold",), "equals": ("value",)}
+        missing = [key for key in needs[self.rule] if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"rule {self.rule!r} needs {', '.join(missing)}")
+        return self
+
+
+class ModelSection(Section):
+    hidden_units: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 32]
+    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class TrainingSection(Section):
+    train_steps: PositiveInt = 1000
+    eval_steps: PositiveInt = 100
+    batch_size: PositiveInt = 40
+
+
+class Gate(Section):
+    """A TFMA threshold: an absolute bound, and/or no regression against the blessed baseline."""
+
+    metric: Literal["AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration"]
+    lower_bound: Optional[float] = None
+    upper_bound: Optional[float] = None
+    max_regression: Optional[Annotated[float, Field(ge=0.0)]] = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self):
+        if self.lower_bound is None and self.upper_bound is None and self.max_regression is None:
+            raise ValueError(f"gate on {self.metric} needs lower_bound, upper_bound or max_regression")
+        return self
+
+
+class EvaluationSection(Section):
+    gates: Annotated[list[Gate], Field(min_length=1)]
+    slices: list[list[str]] = []
+    decision_threshold: Fraction = 0.5
+
+
+class ServingSection(Section):
+    base: str = "outputs/serving"
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class BeamSection(Section):
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "multi_processing"
+    direct_num_workers: Annotated[int, Field(ge=0)] = 0  # 0: one per core
+    extra_args: list[str] = []
+
+
+class MetadataSection(Section):
+    sqlite_path: str = "outputs/metadata.sqlite"
+
+
+class LoggingSection(Section):
+    directory: str = "outputs/logs"
+
+
+class PipelineConfig(Section):
+    pipeline: PipelineSection
+    data: DataSection
+    features: Annotated[list[Feature], Field(min_length=1)]
+    label: Label
+    model: ModelSection = ModelSection()
+    training: TrainingSection = TrainingSection()
+    evaluation: EvaluationSection
+    serving: ServingSection
+    beam: BeamSection = BeamSection()
+    metadata: MetadataSection = MetadataSection()
+    logging: LoggingSection = LoggingSection()
+
+    # Set by load_config: relative paths in the file are relative to the file's own folder.
+    _config_dir: pathlib.Path = PrivateAttr(default_factory=pathlib.Path.cwd)
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self):
+        names = [feature.name for feature in self.features]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"features listed twice: {', '.join(duplicates)}")
+        if self.label.source in names:
+            raise ValueError(f"label.source {self.label.source!r} is also a model feature: it would leak the label")
+        return self
+
+    def path(self, value: str) -> pathlib.Path:
+        """Resolve a path from the file against the file's folder."""
+        candidate = pathlib.Path(value)
+        return (candidate if candidate.is_absolute() else self._config_dir / candidate).resolve()
+
+    @property
+    def pipeline_root(self) -> pathlib.Path:
+        return self.path(self.pipeline.root) / self.pipeline.name
+
+    @property
+    def serving_dir(self) -> pathlib.Path:
+        return self.path(self.serving.base) / self.serving.model_name
+
+    def transform_settings(self) -> dict:
+        """What the transform and trainer modules need, as plain data (it travels in custom_config)."""
+        return {
+            "features": [feature.model_dump() for feature in self.features],
+            "label": self.label.model_dump(),
+        }
+
+
+def _describe(error: dict) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key (value {error['input']!r}); check the spelling against the README"
+    if error["type"] == "missing":
+        return f"{location}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{location}: got {error['input']!r}; {message}"
+
+
+def load_config(path: str | pathlib.Path) -> PipelineConfig:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except pydantic.ValidationError as error:
+        problems = "\n  ".join(_describe(item) for item in error.errors())
+        raise ConfigError(f"{path}: invalid configuration:\n  {problems}") from None
+    config._config_dir = path.parent.resolve()
+    if not config.path(config.data.schema_path).is_file():
+        raise ConfigError(f"{path}: data.schema_path: no schema file at {config.path(config.data.schema_path)}")
+    if not config.path(config.data.base).is_dir():
+        raise ConfigError(f"{path}: data.base: no data folder at {config.path(config.data.base)}")
+    return config

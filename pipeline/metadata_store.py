@@ -1,0 +1,96 @@
+"""What the pipeline reads back from ML Metadata: spans already ingested, and what a run produced."""
+from __future__ import annotations
+
+import glob
+import pathlib
+import re
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import assembly
+from pipeline.config import PipelineConfig
+
+
+def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(assembly.metadata_connection(config))
+
+
+def spans_on_disk(config: PipelineConfig) -> list[int]:
+    base = config.path(config.data.base)
+    pattern = config.data.span_pattern
+    matcher = re.compile(re.escape(str(base / pattern)).replace(re.escape("{SPAN}"), r"(\d+)").replace(r"\*", r"[^/]*"))
+    spans = set()
+    for path in glob.glob(str(base / pattern.replace("{SPAN}", "*"))):
+        match = matcher.fullmatch(path)
+        if match:
+            spans.add(int(match.group(1)))
+    return sorted(spans)
+
+
+def ingested_spans(store: metadata_store.MetadataStore, pipeline_name: str) -> set[int]:
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.CsvExampleGen")
+    if context is None:
+        return set()
+    return {span_of(artifact) for artifact in store.get_artifacts_by_context(context.id)
+            if artifact.state == metadata_store_pb2.Artifact.LIVE and span_of(artifact) is not None}
+
+
+def spans_to_backfill(config: PipelineConfig) -> list[int]:
+    """Older spans of a last_k window that ExampleGen has not ingested yet (the newest is ingested by the run)."""
+    if config.data.spans.policy != "last_k":
+        return []
+    window = spans_on_disk(config)[-config.data.spans.k:-1]
+    if not window:
+        return []
+    already = ingested_spans(open_store(config), config.pipeline.name)
+    return [span for span in window if span not in already]
+
+
+def run_artifacts(config: PipelineConfig, run_id: str) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """Artifacts of one pipeline run, by artifact type name."""
+    store = open_store(config)
+    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if context is None:
+        return {}
+    artifacts = store.get_artifacts_by_context(context.id)
+    type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
+    by_type: dict[str, list] = {}
+    for artifact in artifacts:
+        by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
+    return by_type
+
+
+def spans_read_by(config: PipelineConfig, run_id: str, node_id: str) -> list[int]:
+    """Spans of the Examples a node of this run took as input (the training window, for the Trainer)."""
+    store = open_store(config)
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    node = store.get_context_by_type_and_name("node", f"{config.pipeline.name}.{node_id}")
+    if run is None or node is None:
+        return []
+    in_run = {execution.id for execution in store.get_executions_by_context(run.id)}
+    executions = [execution.id for execution in store.get_executions_by_context(node.id) if execution.id in in_run]
+    inputs = [event.artifact_id for event in store.get_events_by_execution_ids(executions)
+              if event.type == metadata_store_pb2.Event.INPUT]
+    examples_type = store.get_artifact_type("Examples").id
+    return sorted({span_of(artifact) for artifact in store.get_artifacts_by_id(inputs) if artifact.type_id == examples_type})
+
+
+def span_of(artifact: metadata_store_pb2.Artifact):
+    """ExampleGen records the span as a custom property of its Examples."""
+    value = artifact.custom_properties.get("span")
+    return value.int_value if value is not None else None
+
+
+def custom_int(artifact: metadata_store_pb2.Artifact, key: str, default: int = 0) -> int:
+    value = artifact.custom_properties.get(key)
+    return value.int_value if value is not None else default
+
+
+def custom_str(artifact: metadata_store_pb2.Artifact, key: str) -> str:
+    value = artifact.custom_properties.get(key)
+    return value.string_value if value is not None else ""
+
+
+def artifact_path(artifact: metadata_store_pb2.Artifact) -> pathlib.Path:
+    return pathlib.Path(artifact.uri)

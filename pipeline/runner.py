@@ -1,0 +1,95 @@
+"""Runs the pipeline with TFX's LocalDagRunner: one line per component on stdout, logs to a file."""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import time
+from dataclasses import dataclass
+
+from absl import logging as absl_logging
+
+from pipeline import assembly, metadata_store
+from pipeline.config import PipelineConfig
+
+# Nodes whose result depends on more than their recorded inputs: the schema file can be edited in
+# place (ImportSchemaGen records only its path), and a push has an effect outside the store.
+NOT_CACHED = ("ImportSchemaGen", "Pusher")
+
+
+@dataclass
+class ComponentTiming:
+    name: str
+    seconds: float = 0.0
+    outcome: str = "running"   # running | done | cached | skipped | failed
+
+
+class Progress(logging.Handler):
+    """Reads the runner's own log records to print one line when a component starts and ends."""
+
+    def __init__(self, echo):
+        super().__init__(level=logging.INFO)
+        self.echo = echo
+        self.timings: list[ComponentTiming] = []
+        self._started = 0.0
+
+    def emit(self, record):
+        message, args = record.msg, record.args
+        if message == "Component %s is running.":
+            self.timings.append(ComponentTiming(args[0]))
+            self._started = time.monotonic()
+            self.echo(f"  {args[0]:<22} started")
+        elif not self.timings:
+            return
+        elif message == "A cached execution %d is used.":
+            self.timings[-1].outcome = "cached"
+        elif message == "Skipping execution for %s":
+            self.timings[-1].outcome = "skipped"
+        elif message == "Component %s is finished.":
+            current = self.timings[-1]
+            current.seconds = time.monotonic() - self._started
+            current.outcome = "done" if current.outcome == "running" else current.outcome
+            self.echo(f"  {current.name:<22} {current.outcome:<8} {current.seconds:6.1f} s")
+
+    def mark_failure(self):
+        if self.timings and self.timings[-1].outcome == "running":  # the component that raised
+            current = self.timings[-1]
+            current.seconds = time.monotonic() - self._started
+            current.outcome = "failed"
+            self.echo(f"  {current.name:<22} FAILED   {current.seconds:6.1f} s")
+
+
+def _run_ir(tfx_pipeline, run_id: str) -> None:
+    from tfx import v1 as tfx
+    from tfx.dsl.compiler import compiler, constants
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    ir = compiler.Compiler().compile(tfx_pipeline)
+    runtime_parameter_utils.substitute_runtime_parameter(ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in NOT_CACHED:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    tfx.orchestration.LocalDagRunner().run_with_ir(ir)
+
+
+def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTiming]:
+    """Backfills the spans of the training window that the store lacks, then runs the pipeline.
+
+    Raises whatever a component raised, after printing which one failed.
+    """
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(__file__).resolve().parents[1]),
+                                                             os.environ.get("PYTHONPATH")]))
+    absl_logging.set_verbosity(absl_logging.INFO)
+    progress = Progress(echo)
+    logging.getLogger().addHandler(progress)
+    try:
+        for span in metadata_store.spans_to_backfill(config):
+            echo(f"  backfilling span {span} of the training window")
+            _run_ir(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
+        _run_ir(assembly.create_pipeline(config), run_id)
+    except BaseException:
+        progress.mark_failure()
+        raise
+    finally:
+        logging.getLogger().removeHandler(progress)
+    return progress.timings

@@ -1,0 +1,127 @@
+"""The run summary: gates passed or failed and why, metrics, and where the model went."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from pipeline import metadata_store
+from pipeline.config import PipelineConfig
+
+OVERALL = "Overall"
+
+
+def _slice_name(slice_key) -> str:
+    parts = [f"{single.column}={single.WhichOneof('kind') and getattr(single, single.WhichOneof('kind'))}"
+             for single in slice_key.single_slice_keys]
+    return ", ".join(parts) or OVERALL
+
+
+def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """Candidate model's scalar metrics per slice, read from TFMA's output."""
+    import tensorflow_model_analysis as tfma
+
+    per_slice: dict[str, dict[str, float]] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        values = per_slice.setdefault(_slice_name(metrics_for_slice.slice_key), {})
+        for entry in metrics_for_slice.metric_keys_and_values:
+            key = entry.key
+            if key.model_name == "baseline" or key.HasField("sub_key") or entry.value.WhichOneof("type") != "double_value":
+                continue
+            name = f"{key.name} (change vs baseline)" if key.is_diff else key.name
+            values[name] = round(entry.value.double_value.value, 6)
+    return per_slice
+
+
+def gate_failures(evaluation_uri: str) -> list[dict]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append({
+                "slice": _slice_name(per_slice.slice_key),
+                "metric": failure.metric_key.name + (" (change vs baseline)" if failure.metric_key.is_diff else ""),
+                "value": round(failure.metric_value.double_value.value, 6),
+                "threshold": json.loads(_threshold_json(failure.metric_threshold)),
+            })
+    if result.missing_thresholds:
+        failures.append({"slice": "", "metric": "(a gated metric)", "value": None,
+                         "threshold": "no value was computed for a metric that has a threshold"})
+    for missing in result.missing_slices:
+        failures.append({"slice": _slice_name(missing), "metric": "(every gated metric)", "value": None,
+                         "threshold": "the slice has no examples in the eval split"})
+    return failures
+
+
+def _threshold_json(threshold) -> str:
+    from google.protobuf import json_format
+    return json.dumps(json_format.MessageToDict(threshold))
+
+
+def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "") -> dict:
+    artifacts = metadata_store.run_artifacts(config, run_id)
+    summary = {
+        "run_id": run_id,
+        "pipeline": config.pipeline.name,
+        "log_file": log_file,
+        "components": [asdict(timing) for timing in timings],
+        "trained_on_spans": metadata_store.spans_read_by(config, run_id, "Trainer"),
+        "data_gate": None,
+        "model_gate": None,
+        "push": {"pushed": False, "path": None, "reason": ""},
+    }
+    for result in artifacts.get("DataGateResult", []):
+        problems = json.loads((metadata_store.artifact_path(result) / "problems.json").read_text())
+        summary["data_gate"] = {"passed": metadata_store.custom_int(result, "blessed") == 1, "problems": problems}
+    for blessing in artifacts.get("ModelBlessing", []):
+        evaluation_uri = next(iter(a.uri for a in artifacts.get("ModelEvaluation", [])), None)
+        summary["model_gate"] = {
+            "passed": metadata_store.custom_int(blessing, "blessed") == 1,
+            "compared_with_baseline": bool(metadata_store.custom_str(blessing, "baseline_model")),
+            "failures": gate_failures(evaluation_uri) if evaluation_uri else [],
+            "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
+        }
+    for pushed in artifacts.get("PushedModel", []):
+        if metadata_store.custom_int(pushed, "pushed") == 1:
+            summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
+                               "reason": "blessed by every gate"}
+
+    if error:
+        summary["status"] = "failed"
+        summary["push"]["reason"] = f"the run failed: {error}"
+    elif summary["data_gate"] and not summary["data_gate"]["passed"]:
+        summary["status"] = "data_blocked"
+        summary["push"]["reason"] = "the data gate found anomalies; nothing was transformed, trained or pushed"
+    elif summary["model_gate"] and not summary["model_gate"]["passed"]:
+        summary["status"] = "model_blocked"
+        summary["push"]["reason"] = "the model gate did not bless the model"
+    else:
+        summary["status"] = "ok"
+    return summary
+
+
+def render(summary: dict) -> str:
+    lines = [f"Run {summary['run_id']} of pipeline '{summary['pipeline']}': {summary['status'].upper()}"]
+    if summary["trained_on_spans"]:
+        lines.append(f"  trained on spans: {', '.join(map(str, summary['trained_on_spans']))}")
+    gate = summary["data_gate"]
+    if gate is not None:
+        lines.append(f"  data gate: {'passed' if gate['passed'] else 'BLOCKED'}")
+        for problem in gate["problems"]:
+            lines.append(f"    - {problem['feature']} [{problem['split']}]: {problem['problem']}: {problem['details']}")
+    gate = summary["model_gate"]
+    if gate is not None:
+        against = "absolute thresholds and the blessed baseline" if gate["compared_with_baseline"] else "absolute thresholds (no blessed baseline yet)"
+        lines.append(f"  model gate: {'passed' if gate['passed'] else 'BLOCKED'} ({against})")
+        for failure in gate["failures"]:
+            lines.append(f"    - {failure['metric']} on {failure['slice'] or 'every slice'} = {failure['value']}, "
+                         f"threshold {json.dumps(failure['threshold'])}")
+        overall = gate["metrics"].get(OVERALL, {})
+        if overall:
+            shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(overall.items()))
+            lines.append(f"  metrics (eval split, overall): {shown}")
+    push = summary["push"]
+    lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
+    lines.append(f"  log: {summary['log_file']}")
+    return "\n".join(lines)
