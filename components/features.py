@@ -30,3 +30,20 @@ def as_dense(tensor, fill_value=None):
             default_value=tf.constant(fill_value, dtype=tensor.dtype),
         )
     return tf.reshape(tensor, [-1])
+
+
+def example_from_csv_row(row: dict, feature_spec: dict) -> tf.train.Example:
+    """A tf.Example as ExampleGen makes it from one CSV row: empty cells are missing values."""
+    example = tf.train.Example()
+    for name, spec in feature_spec.items():
+        text = row.get(name) or ""
+        if text == "":
+            continue
+        feature = example.features.feature[name]
+        if spec.dtype == tf.int64:
+            feature.int64_list.value.append(int(text))
+        elif spec.dtype == tf.float32:
+            feature.float_list.value.append(float(text))
+        else:
+            feature.bytes_list.value.append(text.encode())
+    return example

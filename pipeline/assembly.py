@@ -3,8 +3,10 @@ ingest → validate (gate) → transform → train → evaluate (gate) → push.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
@@ -74,6 +76,23 @@ def training_window(config: PipelineConfig, ingest):
     return [resolver], resolver.outputs["examples"]
 
 
+# --- validate ---------------------------------------------------------------------------------
+
+def curated_schema_file(config: PipelineConfig) -> str:
+    """A copy of the curated schema named by its content.
+
+    ImportSchemaGen records only the file's path, so an edit in place would be hidden by the cache;
+    a content-named copy makes an edited schema a new input and an unchanged one a cache hit.
+    """
+    source = config.path(config.data.schema_path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = config.pipeline_root / "curated_schema" / digest / source.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return str(target)
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -124,7 +143,7 @@ def _threshold(gate) -> tfma.MetricThreshold:
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     ingest = example_gen(config)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
-    schema = tfx.components.ImportSchemaGen(schema_file=str(config.path(config.data.schema_path)))
+    schema = tfx.components.ImportSchemaGen(schema_file=curated_schema_file(config))
     validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
     data_gate = DataGate(anomalies=validator.outputs["anomalies"])

@@ -8,14 +8,12 @@ import time
 from dataclasses import dataclass
 
 from absl import logging as absl_logging
+from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler, constants
+from tfx.orchestration.portable import runtime_parameter_utils
 
 from pipeline import assembly, metadata_store
 from pipeline.config import PipelineConfig
-
-# Nodes whose result depends on more than their recorded inputs: the schema file can be edited in
-# place (ImportSchemaGen records only its path), and a push has an effect outside the store.
-NOT_CACHED = ("ImportSchemaGen", "Pusher")
-
 
 @dataclass
 class ComponentTiming:
@@ -59,16 +57,10 @@ class Progress(logging.Handler):
             self.echo(f"  {current.name:<22} FAILED   {current.seconds:6.1f} s")
 
 
-def _run_ir(tfx_pipeline, run_id: str) -> None:
-    from tfx import v1 as tfx
-    from tfx.dsl.compiler import compiler, constants
-    from tfx.orchestration.portable import runtime_parameter_utils
-
+def _run_with_id(tfx_pipeline, run_id: str) -> None:
+    """LocalDagRunner with our own run id, so the run's context in ML Metadata can be found again."""
     ir = compiler.Compiler().compile(tfx_pipeline)
     runtime_parameter_utils.substitute_runtime_parameter(ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
-    for node in ir.nodes:
-        if node.pipeline_node.node_info.id in NOT_CACHED:
-            node.pipeline_node.execution_options.caching_options.enable_cache = False
     tfx.orchestration.LocalDagRunner().run_with_ir(ir)
 
 
@@ -85,8 +77,8 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
     try:
         for span in metadata_store.spans_to_backfill(config):
             echo(f"  backfilling span {span} of the training window")
-            _run_ir(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
-        _run_ir(assembly.create_pipeline(config), run_id)
+            _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
+        _run_with_id(assembly.create_pipeline(config), run_id)
     except BaseException:
         progress.mark_failure()
         raise
