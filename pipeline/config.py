@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from typing import Annotated, Literal, Optional, Union
 
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+SPAN_TOKEN = re.compile(r"\{SPAN(?::\d+)?\}")  # ExampleGen's span spec, optionally zero-padded to a width
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -33,7 +35,7 @@ class SpanPolicy(Section):
 
 class DataSection(Section):
     base: str
-    span_pattern: str = "span-{SPAN}/*.csv"
+    span_pattern: str = "span-{SPAN:2}/*.csv"
     spans: SpanPolicy = SpanPolicy()
     train_buckets: PositiveInt = 4
     eval_buckets: PositiveInt = 1
@@ -41,8 +43,8 @@ class DataSection(Section):
 
     @model_validator(mode="after")
     def _pattern_has_span(self):
-        if "{SPAN}" not in self.span_pattern:
-            raise ValueError(f"span_pattern must contain {{SPAN}} (got {self.span_pattern!r})")
+        if len(SPAN_TOKEN.findall(self.span_pattern)) != 1:
+            raise ValueError(f"span_pattern must contain {{SPAN}} or {{SPAN:width}} once (got {self.span_pattern!r})")
         return self
 
 

@@ -9,7 +9,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import assembly
-from pipeline.config import PipelineConfig
+from pipeline.config import SPAN_TOKEN, PipelineConfig
 
 
 def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
@@ -18,10 +18,10 @@ def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
 
 def spans_on_disk(config: PipelineConfig) -> list[int]:
     base = config.path(config.data.base)
-    pattern = config.data.span_pattern
-    matcher = re.compile(re.escape(str(base / pattern)).replace(re.escape("{SPAN}"), r"(\d+)").replace(r"\*", r"[^/]*"))
+    before, after = SPAN_TOKEN.split(str(base / config.data.span_pattern))
+    matcher = re.compile(re.escape(before).replace(r"\*", "[^/]*") + r"(\d+)" + re.escape(after).replace(r"\*", "[^/]*"))
     spans = set()
-    for path in glob.glob(str(base / pattern.replace("{SPAN}", "*"))):
+    for path in glob.glob(f"{before}*{after}"):
         match = matcher.fullmatch(path)
         if match:
             spans.add(int(match.group(1)))

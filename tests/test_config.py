@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, load_config
-from tests.conftest import REPO, merge
+from project_helpers import REPO, merge
 
 
 def write(tmp_path, text: str):

@@ -1,0 +1,74 @@
+"""Small projects made from the real taxi data, and the real CLI run on them."""
+import copy
+import csv
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TAXI = REPO / "data" / "taxi"
+
+# Small and quick: in-process Beam, few steps; the gates are the real ones, at test thresholds.
+TEST_SETTINGS = {
+    "data": {"spans": {"policy": "latest", "k": 1}},
+    "training": {"train_steps": 300, "eval_steps": 20, "batch_size": 32},
+    "model": {"hidden_units": [16]},
+    "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.6, "max_regression": 0.05}],
+                   "slices": [["payment_type"]]},
+    "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
+}
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def read_rows(path: pathlib.Path) -> tuple[list[str], list[dict]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def write_span(project: pathlib.Path, number: int, header: list[str], rows: list[dict]) -> pathlib.Path:
+    folder = project / "data" / f"span-{number:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "data.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def write_config(project: pathlib.Path, overrides: dict | None = None, name: str = "pipeline.yaml") -> pathlib.Path:
+    """The repo's own pipeline.yaml with test settings, pointed at the project's data and outputs."""
+    base = yaml.safe_load((REPO / "pipeline.yaml").read_text())
+    schema = project / "schema.pbtxt"
+    if not schema.exists():
+        shutil.copyfile(TAXI / "schema" / "schema.pbtxt", schema)
+    settings = merge(merge(base, TEST_SETTINGS), {"data": {"base": "data", "schema_path": "schema.pbtxt"}})
+    path = project / name
+    path.write_text(yaml.safe_dump(merge(settings, overrides or {}), sort_keys=False))
+    return path
+
+
+def run_cli(config: pathlib.Path, timeout: int = 900) -> tuple[subprocess.CompletedProcess, dict]:
+    summary_path = config.parent / "summary.json"
+    summary_path.unlink(missing_ok=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--config", str(config), "--summary-json", str(summary_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return completed, summary
+
+
+def served_versions(project: pathlib.Path) -> list[str]:
+    model_dir = project / "outputs" / "serving" / "taxi"
+    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
