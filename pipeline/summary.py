@@ -8,6 +8,7 @@ from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
 OVERALL = "Overall"
+CHANGE = " (change vs baseline)"
 
 
 def _slice_name(slice_key) -> str:
@@ -27,7 +28,7 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
             key = entry.key
             if key.model_name == "baseline" or key.HasField("sub_key") or entry.value.WhichOneof("type") != "double_value":
                 continue
-            name = f"{key.name} (change vs baseline)" if key.is_diff else key.name
+            name = key.name + CHANGE if key.is_diff else key.name
             values[name] = round(entry.value.double_value.value, 6)
     return per_slice
 
@@ -41,7 +42,7 @@ def gate_failures(evaluation_uri: str) -> list[dict]:
         for failure in per_slice.failures:
             failures.append({
                 "slice": _slice_name(per_slice.slice_key),
-                "metric": failure.metric_key.name + (" (change vs baseline)" if failure.metric_key.is_diff else ""),
+                "metric": failure.metric_key.name + (CHANGE if failure.metric_key.is_diff else ""),
                 "value": round(failure.metric_value.double_value.value, 6),
                 "threshold": json.loads(_threshold_json(failure.metric_threshold)),
             })
@@ -118,9 +119,13 @@ def render(summary: dict) -> str:
             lines.append(f"    - {failure['metric']} on {failure['slice'] or 'every slice'} = {failure['value']}, "
                          f"threshold {json.dumps(failure['threshold'])}")
         overall = gate["metrics"].get(OVERALL, {})
-        if overall:
-            shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(overall.items()))
-            lines.append(f"  metrics (eval split, overall): {shown}")
+        values = {name: value for name, value in overall.items() if not name.endswith(CHANGE)}
+        if values:
+            lines.append("  metrics (eval split, overall): "
+                         + ", ".join(f"{name} {value:.4f}" for name, value in sorted(values.items())))
+        changes = {name.removesuffix(CHANGE): value for name, value in overall.items() if name.endswith(CHANGE)}
+        if changes:
+            lines.append("  change vs baseline: " + ", ".join(f"{name} {value:+.4f}" for name, value in sorted(changes.items())))
     push = summary["push"]
     lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
     lines.append(f"  log: {summary['log_file']}")
