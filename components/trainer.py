@@ -3,6 +3,7 @@
 Training reads the raw examples and applies the saved tf.Transform graph in the input pipeline,
 so the exact graph that serving runs is the one training ran through.
 """
+import hashlib
 import json
 import os
 
@@ -15,6 +16,7 @@ from tfx_bsl.public import tfxio
 from components.features import CATEGORICAL_TREATMENTS, serving_feature_spec, transformed_name
 
 CANARY_FILE = "canary_predictions.json"
+WARM_START_FILE = "warm_start.json"
 CANARY_ROWS = 20
 
 
@@ -62,12 +64,16 @@ def build_model(settings, tf_transform_output, model_settings):
             hidden = keras.layers.Dropout(model_settings["dropout"], name=f"dropout_{index}")(hidden)
     probability = keras.layers.Dense(1, activation="sigmoid", name="probability")(hidden)
     model = keras.Model(inputs=inputs, outputs=probability)
+    _compile(model, model_settings["learning_rate"])
+    return model
+
+
+def _compile(model, learning_rate):
     model.compile(
-        optimizer=keras.optimizers.Adam(model_settings["learning_rate"]),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="binary_accuracy")],
     )
-    return model
 
 
 def _signatures(model, tf_transform_output, settings, decision_threshold):
@@ -116,29 +122,68 @@ def _write_canary(fn_args, model, tf_transform_output, settings, signature):
         json.dump({"signature": signature, "rows": rows}, handle, indent=1)
 
 
+def _weights_fingerprint(model) -> str:
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()
+
+
+def _fine_tune(fn_args, config, train):
+    """Warm start: the blessed model's weights, frozen layers first, then optionally all layers."""
+    settings = config["fine_tune"]
+    model = keras.models.load_model(fn_args.base_model, compile=False)
+    start = _weights_fingerprint(model)
+    names = {layer.name for layer in model.layers}
+    missing = sorted(set(settings["frozen_layers"]) - names)
+    if missing:
+        raise ValueError(f"retraining.fine_tune.frozen_layers: no layer named {', '.join(missing)} "
+                         f"in the blessed model (layers: {', '.join(sorted(names))})")
+    phases = [(settings["frozen_layers"], settings["train_steps"])]
+    if settings["unfrozen_steps"]:
+        phases.append(([], settings["unfrozen_steps"]))
+    history = {}
+    for frozen, steps in phases:
+        for layer in model.layers:
+            layer.trainable = layer.name not in frozen
+        _compile(model, settings["learning_rate"])
+        for key, values in model.fit(train, steps_per_epoch=steps, verbose=0).history.items():
+            history.setdefault(key, []).extend(values)
+    warm_start = {"base_model": fn_args.base_model, "base_weights_sha256": start,
+                  "frozen_layers": settings["frozen_layers"], "phases": [steps for _, steps in phases]}
+    return model, history, warm_start
+
+
 def run_fn(fn_args: tfx.components.FnArgs):
+    """Full training (a new model on the window) or fine-tuning (custom_config mode: fine_tune)."""
     config = fn_args.custom_config
     settings = config["transform"]
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    tft_layer = tf_transform_output.transform_features_layer()
     batch_size = config["batch_size"]
-
-    model = build_model(settings, tf_transform_output, config["model"])
-    model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved with the model
     train = _training_dataset(
-        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle=True), model.tft_layer, settings)
-    evaluation = _training_dataset(
-        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), model.tft_layer, settings)
-    history = model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-        verbose=0,
-    )
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
-        json.dump({key: [float(v) for v in values] for key, values in history.history.items()}, handle)
+        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle=True), tft_layer, settings)
 
+    if config.get("mode") == "fine_tune":
+        model, history, warm_start = _fine_tune(fn_args, config, train)
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
+            json.dump(warm_start, handle, indent=1)
+    else:
+        model = build_model(settings, tf_transform_output, config["model"])
+        evaluation = _training_dataset(
+            _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), tft_layer, settings)
+        history = model.fit(
+            train,
+            steps_per_epoch=fn_args.train_steps,
+            validation_data=evaluation,
+            validation_steps=fn_args.eval_steps,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+            verbose=0,
+        ).history
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
+        json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
+
+    model.tft_layer = tft_layer  # tracked, so the transform graph is saved inside the model
     signatures = _signatures(model, tf_transform_output, settings, config["decision_threshold"])
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
     _write_canary(fn_args, model, tf_transform_output, settings, "serving_default")

@@ -1,5 +1,6 @@
 """Builds the TFX pipeline from the config, in the data's own order:
-ingest → validate (gate) → transform → train → evaluate (gate) → push.
+ingest → validate (data gate) → drift check → retraining policy → transform + train, or
+fine-tune → evaluate (model gate) → push.
 """
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from typing import Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from tfx.types import channel, standard_artifacts
+
+from components.blessed_lineage import BlessedModelLineage
 from components.data_gate import BLESSED_KEY, DataGate
+from components.drift_check import DriftCheck
+from components.retrain_policy import FINE_TUNE, FULL_RETRAIN, MODE_KEY, SKIP, RetrainPolicy
 from pipeline.config import PipelineConfig
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
@@ -140,57 +146,116 @@ def _threshold(gate) -> tfma.MetricThreshold:
 
 # --- the whole pipeline -------------------------------------------------------------------------
 
+def blessed_model(config: PipelineConfig):
+    """The latest blessed model and, through ML Metadata lineage, the data and graph it came from."""
+    return tfx.dsl.Resolver(
+        strategy_class=BlessedModelLineage,
+        model=tfx.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+        transform_graph=tfx.dsl.Channel(type=standard_artifacts.TransformGraph),
+        examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+        analysed_examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
+        statistics=tfx.dsl.Channel(type=standard_artifacts.ExampleStatistics),
+    ).with_id("blessed_model")
+
+
+def trainer_config(config: PipelineConfig, mode: str) -> dict:
+    return {
+        "mode": mode,
+        "transform": config.transform_settings(),
+        "model": config.model.model_dump(),
+        "fine_tune": config.retraining.fine_tune.model_dump(),
+        "batch_size": config.training.batch_size,
+        "decision_threshold": config.evaluation.decision_threshold,
+    }
+
+
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    # ingest and validate: every run
     ingest = example_gen(config)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(schema_file=curated_schema_file(config))
     validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
     data_gate = DataGate(anomalies=validator.outputs["anomalies"])
-    components = [ingest, statistics, schema, validator, data_gate]
+    blessed = blessed_model(config)
+    blessed.add_upstream_node(data_gate)
+    components = [ingest, statistics, schema, validator, data_gate, blessed]
+    retraining = config.retraining
 
     with tfx.dsl.Cond(data_gate.outputs["result"].future()[0].custom_property(BLESSED_KEY) == 1):
+        drift = DriftCheck(
+            statistics=statistics.outputs["statistics"],
+            schema=schema.outputs["schema"],
+            baseline_statistics=blessed.outputs["statistics"],
+            features=[feature.name for feature in config.features],
+            thresholds=retraining.drift.thresholds,
+            default_threshold=retraining.drift.default_threshold,
+            skew_threshold=retraining.drift.skew_threshold,
+            serving_logs=str(config.path(retraining.drift.serving_logs)) if retraining.drift.serving_logs else None,
+        )
+        policy = RetrainPolicy(
+            examples=ingest.outputs["examples"],
+            schema=schema.outputs["schema"],
+            drift_report=drift.outputs["report"],
+            baseline_examples=blessed.outputs["examples"],
+            analysed_examples=blessed.outputs["analysed_examples"],
+            baseline_transform_graph=blessed.outputs["transform_graph"],
+            policy=retraining.policy,
+            full_retrain_every_n_spans=retraining.full_retrain_every_n_spans,
+        )
         window, window_examples = training_window(config, ingest)
-        components += window
-        transform = tfx.components.Transform(
-            examples=window_examples,
-            schema=schema.outputs["schema"],
-            preprocessing_fn=TRANSFORM_FN,
-            custom_config=config.transform_settings(),
-            materialize=False,
-        )
-        trainer = tfx.components.Trainer(
-            run_fn=TRAINER_FN,
-            examples=window_examples,
-            transform_graph=transform.outputs["transform_graph"],
-            schema=schema.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
-            eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
-            custom_config={
-                "transform": config.transform_settings(),
-                "model": config.model.model_dump(),
-                "batch_size": config.training.batch_size,
-                "decision_threshold": config.evaluation.decision_threshold,
-            },
-        )
-        baseline = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("baseline_model")
-        evaluator = tfx.components.Evaluator(
-            examples=window_examples,
-            model=trainer.outputs["model"],
-            baseline_model=baseline.outputs["model"],
-            eval_config=eval_config(config),
-        )
-        pusher = tfx.components.Pusher(
-            model=trainer.outputs["model"],
-            model_blessing=evaluator.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
-        )
-        components += [transform, trainer, baseline, evaluator, pusher]
+        components += [drift, policy] + window
+        mode = policy.outputs["decision"].future()[0].custom_property(MODE_KEY)
+
+        with tfx.dsl.Cond(mode == FULL_RETRAIN):
+            transform = tfx.components.Transform(
+                examples=window_examples,
+                schema=schema.outputs["schema"],
+                preprocessing_fn=TRANSFORM_FN,
+                custom_config=config.transform_settings(),
+                materialize=False,
+            )
+            trainer = tfx.components.Trainer(
+                run_fn=TRAINER_FN,
+                examples=window_examples,
+                transform_graph=transform.outputs["transform_graph"],
+                schema=schema.outputs["schema"],
+                train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+                eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+                custom_config=trainer_config(config, FULL_RETRAIN),
+            )
+            components += [transform, trainer]
+
+        with tfx.dsl.Cond(mode == FINE_TUNE):
+            # The blessed model's own graph: no re-analysis, so its vocabularies and scaling hold.
+            fine_tuner = tfx.components.Trainer(
+                run_fn=TRAINER_FN,
+                examples=ingest.outputs["examples"],
+                transform_graph=blessed.outputs["transform_graph"],
+                base_model=blessed.outputs["model"],
+                schema=schema.outputs["schema"],
+                train_args=tfx.proto.TrainArgs(num_steps=retraining.fine_tune.train_steps),
+                eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+                custom_config=trainer_config(config, FINE_TUNE),
+            ).with_id("FineTuneTrainer")
+            components.append(fine_tuner)
+
+        with tfx.dsl.Cond(mode != SKIP):
+            candidate = channel.union([trainer.outputs["model"], fine_tuner.outputs["model"]])
+            evaluator = tfx.components.Evaluator(
+                examples=window_examples,
+                model=candidate,
+                baseline_model=blessed.outputs["model"],
+                eval_config=eval_config(config),
+            )
+            pusher = tfx.components.Pusher(
+                model=candidate,
+                model_blessing=evaluator.outputs["blessing"],
+                push_destination=tfx.proto.PushDestination(
+                    filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
+            )
+            components += [evaluator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,

@@ -126,6 +126,35 @@ class ServingSection(Section):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
+class DriftSettings(Section):
+    """Distance of the newest span from the data the blessed model was trained on, per feature.
+
+    TFDV's comparators: L-infinity distance for string features, approximate Jensen-Shannon
+    divergence for numeric ones. A feature over its threshold makes the policy retrain fully.
+    """
+
+    default_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    thresholds: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]] = {}
+    serving_logs: Optional[str] = None   # folder of logged serving requests (CSV) for a training/serving skew check
+    skew_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+class FineTuneSettings(Section):
+    """Warm start from the blessed model, through its own transform graph (no re-analysis)."""
+
+    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.0001
+    train_steps: PositiveInt = 200
+    frozen_layers: list[str] = []              # layer names kept fixed while the rest trains
+    unfrozen_steps: Annotated[int, Field(ge=0)] = 0  # then train every layer for this many steps (0: skip)
+
+
+class RetrainingSection(Section):
+    policy: Literal["drift_aware", "always_full", "never"] = "drift_aware"
+    drift: DriftSettings = DriftSettings()
+    full_retrain_every_n_spans: Annotated[int, Field(ge=0)] = 0   # 0: only drift or a schema change forces it
+    fine_tune: FineTuneSettings = FineTuneSettings()
+
+
 class BeamSection(Section):
     direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "multi_processing"
     direct_num_workers: Annotated[int, Field(ge=0)] = 0  # 0: one per core
@@ -149,6 +178,7 @@ class PipelineConfig(Section):
     training: TrainingSection = TrainingSection()
     evaluation: EvaluationSection
     serving: ServingSection
+    retraining: RetrainingSection = RetrainingSection()
     beam: BeamSection = BeamSection()
     metadata: MetadataSection = MetadataSection()
     logging: LoggingSection = LoggingSection()
@@ -164,6 +194,9 @@ class PipelineConfig(Section):
             raise ValueError(f"features listed twice: {', '.join(duplicates)}")
         if self.label.source in names:
             raise ValueError(f"label.source {self.label.source!r} is also a model feature: it would leak the label")
+        unknown = sorted(set(self.retraining.drift.thresholds) - set(names))
+        if unknown:
+            raise ValueError(f"retraining.drift.thresholds names features that are not in 'features': {', '.join(unknown)}")
         return self
 
     def path(self, value: str) -> pathlib.Path:

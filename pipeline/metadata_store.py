@@ -47,18 +47,30 @@ def spans_to_backfill(config: PipelineConfig) -> list[int]:
     return [span for span in window if span not in already]
 
 
-def run_artifacts(config: PipelineConfig, run_id: str) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    """Artifacts of one pipeline run, by artifact type name."""
+def run_outputs(config: PipelineConfig, run_id: str) -> dict[str, dict[str, list[metadata_store_pb2.Artifact]]]:
+    """What each node of one pipeline run produced: {node id: {artifact type name: [artifacts]}}.
+
+    Resolver nodes are left out: what they resolve was produced by earlier runs.
+    """
     store = open_store(config)
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
-    if context is None:
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
         return {}
-    artifacts = store.get_artifacts_by_context(context.id)
-    type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
-    by_type: dict[str, list] = {}
-    for artifact in artifacts:
-        by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
-    return by_type
+    prefix = f"{config.pipeline.name}."
+    outputs: dict[str, dict[str, list]] = {}
+    for execution in store.get_executions_by_context(run.id):
+        nodes = [c.name.removeprefix(prefix) for c in store.get_contexts_by_execution(execution.id)
+                 if c.name.startswith(prefix)]
+        produced = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                    if e.type == metadata_store_pb2.Event.OUTPUT]
+        if not nodes or not produced:
+            continue
+        artifacts = store.get_artifacts_by_id(produced)
+        type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
+        by_type = outputs.setdefault(nodes[0], {})
+        for artifact in artifacts:
+            by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
+    return outputs
 
 
 def spans_read_by(config: PipelineConfig, run_id: str, node_id: str) -> list[int]:

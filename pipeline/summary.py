@@ -61,29 +61,45 @@ def _threshold_json(threshold) -> str:
 
 
 def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "") -> dict:
-    artifacts = metadata_store.run_artifacts(config, run_id)
+    outputs = metadata_store.run_outputs(config, run_id)
+
+    def produced(node: str, type_name: str) -> list:
+        return outputs.get(node, {}).get(type_name, [])
+
     summary = {
         "run_id": run_id,
         "pipeline": config.pipeline.name,
         "log_file": log_file,
         "components": [asdict(timing) for timing in timings],
-        "trained_on_spans": metadata_store.spans_read_by(config, run_id, "Trainer"),
+        "trained_on_spans": (metadata_store.spans_read_by(config, run_id, "Trainer")
+                             or metadata_store.spans_read_by(config, run_id, "FineTuneTrainer")),
         "data_gate": None,
+        "drift": None,
+        "retraining": None,
         "model_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
     }
-    for result in artifacts.get("DataGateResult", []):
+    for result in produced("DataGate", "DataGateResult"):
         problems = json.loads((metadata_store.artifact_path(result) / "problems.json").read_text())
         summary["data_gate"] = {"passed": metadata_store.custom_int(result, "blessed") == 1, "problems": problems}
-    for blessing in artifacts.get("ModelBlessing", []):
-        evaluation_uri = next(iter(a.uri for a in artifacts.get("ModelEvaluation", [])), None)
+    for report in produced("DriftCheck", "DriftReport"):
+        summary["drift"] = {
+            "compared_with_blessed_model_data": metadata_store.custom_int(report, "has_baseline") == 1,
+            "drifted_features": json.loads(metadata_store.custom_str(report, "drifted_features") or "[]"),
+            "measurements": json.loads((metadata_store.artifact_path(report) / "drift.json").read_text()),
+        }
+    for decision in produced("RetrainPolicy", "RetrainDecision"):
+        summary["retraining"] = {"mode": metadata_store.custom_str(decision, "mode"),
+                                 "reasons": json.loads(metadata_store.custom_str(decision, "reasons"))}
+    for blessing in produced("Evaluator", "ModelBlessing"):
+        evaluation_uri = next(iter(a.uri for a in produced("Evaluator", "ModelEvaluation")), None)
         summary["model_gate"] = {
             "passed": metadata_store.custom_int(blessing, "blessed") == 1,
             "compared_with_baseline": bool(metadata_store.custom_str(blessing, "baseline_model")),
             "failures": gate_failures(evaluation_uri) if evaluation_uri else [],
             "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
         }
-    for pushed in artifacts.get("PushedModel", []):
+    for pushed in produced("Pusher", "PushedModel"):
         if metadata_store.custom_int(pushed, "pushed") == 1:
             summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
                                "reason": "blessed by every gate"}
@@ -94,6 +110,9 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
     elif summary["data_gate"] and not summary["data_gate"]["passed"]:
         summary["status"] = "data_blocked"
         summary["push"]["reason"] = "the data gate found anomalies; nothing was transformed, trained or pushed"
+    elif summary["retraining"] and summary["retraining"]["mode"] == "skip":
+        summary["status"] = "ok"
+        summary["push"]["reason"] = "no retraining: " + "; ".join(summary["retraining"]["reasons"])
     elif summary["model_gate"] and not summary["model_gate"]["passed"]:
         summary["status"] = "model_blocked"
         summary["push"]["reason"] = "the model gate did not bless the model"
@@ -111,6 +130,14 @@ def render(summary: dict) -> str:
         lines.append(f"  data gate: {'passed' if gate['passed'] else 'BLOCKED'}")
         for problem in gate["problems"]:
             lines.append(f"    - {problem['feature']} [{problem['split']}]: {problem['problem']}: {problem['details']}")
+    drift = summary["drift"]
+    if drift is not None and drift["compared_with_blessed_model_data"]:
+        over = [m for m in drift["measurements"] if m["over_threshold"]]
+        lines.append(f"  drift vs the blessed model's data: {len(over)} of {len(drift['measurements'])} checks over threshold")
+        for m in over:
+            lines.append(f"    - {m['feature']} ({m['check']}): {m['comparator']} {m['distance']:.4f} > {m['threshold']}")
+    if summary["retraining"] is not None:
+        lines.append(f"  retraining: {summary['retraining']['mode']} ({'; '.join(summary['retraining']['reasons'])})")
     gate = summary["model_gate"]
     if gate is not None:
         against = "absolute thresholds and the blessed baseline" if gate["compared_with_baseline"] else "absolute thresholds (no blessed baseline yet)"

@@ -40,12 +40,14 @@ def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, fi
     assert summary["data_gate"]["passed"] and summary["model_gate"]["passed"]
     assert not summary["model_gate"]["compared_with_baseline"]
     assert summary["trained_on_spans"] == [1]
+    outcomes = {c["name"]: c["outcome"] for c in summary["components"]}
     names = [c["name"] for c in summary["components"]]
-    assert sorted(names) == sorted(["CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                                    "DataGate", "baseline_model", "Transform", "Trainer", "Evaluator", "Pusher"])
-    stages = ["CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"]
+    stages = ["CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataGate", "DriftCheck", "RetrainPolicy",
+              "Transform", "Trainer", "Evaluator", "Pusher"]
     assert sorted(stages, key=names.index) == stages
-    assert all(c["outcome"] == "done" for c in summary["components"])
+    assert {outcomes[name] for name in stages} == {"done"}
+    assert outcomes["FineTuneTrainer"] == "skipped"
+    assert summary["retraining"] == {"mode": "full_retrain", "reasons": ["no blessed model yet"]}
     overall = summary["model_gate"]["metrics"]["Overall"]
     assert overall["auc"] >= 0.6 and overall["example_count"] > 50
     assert any(key.startswith("payment_type=") for key in summary["model_gate"]["metrics"])
@@ -64,7 +66,7 @@ def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, fi
 def test_pushed_model_serves_raw_csv_rows_like_the_trainer_predicted(project, first_run, taxi_rows):
     _, summary = first_run
     config = load_config(project / "pipeline.yaml")
-    model_run = metadata_store.run_artifacts(config, summary["run_id"])["ModelRun"][0]
+    model_run = metadata_store.run_outputs(config, summary["run_id"])["Trainer"]["ModelRun"][0]
     canary = json.loads((pathlib.Path(model_run.uri) / CANARY_FILE).read_text())["rows"]
     assert len(canary) == 20
 
@@ -73,7 +75,7 @@ def test_pushed_model_serves_raw_csv_rows_like_the_trainer_predicted(project, fi
     raw_spec = {name: spec for name, spec in serve.structured_input_signature[1].items()}
     assert list(raw_spec) == ["examples"]
     import tensorflow_transform as tft
-    transform_graph = metadata_store.run_artifacts(config, summary["run_id"])["TransformGraph"][0]
+    transform_graph = metadata_store.run_outputs(config, summary["run_id"])["Transform"]["TransformGraph"][0]
     settings = config.transform_settings()
     request_spec = serving_feature_spec(tft.TFTransformOutput(transform_graph.uri).raw_feature_spec(), settings)
     assert "tips" not in request_spec
@@ -124,12 +126,15 @@ def test_span_with_an_anomaly_stops_at_the_data_gate(project, first_run, taxi_ro
     assert served_versions(project) == before
 
 
-def test_worse_model_than_the_blessed_one_is_not_pushed(project, first_run):
+def test_worse_model_than_the_blessed_one_is_not_pushed(project, first_run, taxi_rows):
+    header, rows = taxi_rows
+    write_span(project, 2, header, rows[ROWS:ROWS + 300])
     before = served_versions(project)
     worse = write_config(project, {
         "features": [{"name": "trip_start_day", "treatment": "identity", "buckets": 8}],
         "training": {"train_steps": 5},
         "evaluation": {"gates": [{"metric": "AUC", "max_regression": 0.01}]},
+        "retraining": {"policy": "always_full"},
     }, name="worse.yaml")
     completed, summary = run_cli(worse)
     assert completed.returncode == 4, completed.stdout + completed.stderr

@@ -1,0 +1,79 @@
+"""Resolver strategy: the latest blessed model and, from ML Metadata lineage, what it was made from.
+
+The drift check and the retraining policy compare the newest span with the data the served
+model actually learned from, so that data is found by following events in ML Metadata
+(blessing → model → Trainer execution → its inputs), never from a path.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.dsl.components.common import resolver
+from tfx.types import artifact_utils
+
+# Input (and output) keys of the resolver node.
+MODEL, BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS = (
+    "model", "model_blessing", "transform_graph", "examples", "analysed_examples", "statistics")
+
+
+def _producer(store, artifact_id: int) -> Optional[int]:
+    for event in store.get_events_by_artifact_ids([artifact_id]):
+        if event.type == metadata_store_pb2.Event.OUTPUT:
+            return event.execution_id
+    return None
+
+
+def _inputs_of(store, execution_id: int) -> set[int]:
+    return {event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
+            if event.type == metadata_store_pb2.Event.INPUT}
+
+
+def _outputs_of_consumers(store, artifact_ids: set[int]) -> set[int]:
+    consumers = {event.execution_id for event in store.get_events_by_artifact_ids(list(artifact_ids))
+                 if event.type == metadata_store_pb2.Event.INPUT}
+    return {event.artifact_id for event in store.get_events_by_execution_ids(list(consumers))
+            if event.type == metadata_store_pb2.Event.OUTPUT}
+
+
+def _span(artifact: types.Artifact) -> int:
+    return artifact.get_int_custom_property("span") if artifact.has_custom_property("span") else -1
+
+
+class BlessedModelLineage(resolver.ResolverStrategy):
+    """Latest blessed model, its transform graph, training examples, the examples its graph was
+    analysed on, and the statistics of the newest span it was trained on. Empty lists before any
+    model is blessed."""
+
+    def resolve_artifacts(self, store, input_dict):
+        blessed_ids = {b.get_int_custom_property("current_model_id") for b in input_dict[BLESSING]
+                       if b.get_int_custom_property("blessed") == 1}
+        models = sorted((m for m in input_dict[MODEL] if m.id in blessed_ids), key=lambda m: m.id)
+        result = {key: [] for key in input_dict}
+        if not models:
+            return result
+        model = models[-1]
+        trainer_inputs = _inputs_of(store, _producer(store, model.id))
+        graphs = [a for a in input_dict[TRANSFORM_GRAPH] if a.id in trainer_inputs]
+        examples = [a for a in input_dict[EXAMPLES] if a.id in trainer_inputs]
+        analysed_ids = set()
+        for graph in graphs:
+            analysed_ids |= _inputs_of(store, _producer(store, graph.id))
+        newest = max(examples, key=_span, default=None)
+        statistics_ids = _outputs_of_consumers(store, {newest.id}) if newest else set()
+        result.update({
+            MODEL: [model],
+            BLESSING: [b for b in input_dict[BLESSING] if b.get_int_custom_property("current_model_id") == model.id][-1:],
+            TRANSFORM_GRAPH: graphs,
+            EXAMPLES: examples,
+            ANALYSED_EXAMPLES: [a for a in input_dict[ANALYSED_EXAMPLES] if a.id in analysed_ids],
+            # StatisticsGen's output (Transform's pre/post-transform statistics have no splits).
+            STATISTICS: [s for s in input_dict[STATISTICS] if s.id in statistics_ids
+                         and "train" in artifact_utils.decode_split_names(s.split_names)][-1:],
+        })
+        return result
+
+
+def spans(artifacts: list[types.Artifact]) -> list[int]:
+    return sorted({_span(a) for a in artifacts})
