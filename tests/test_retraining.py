@@ -20,7 +20,7 @@ from project_helpers import run_cli, served_versions, write_config, write_span
 
 NEW_COMPANY = "Brand New Cab Co"
 SETTINGS = {
-    "retraining": {"drift": {"default_threshold": 0.4},
+    "retraining": {"drift": {"default_threshold": 0.4, "thresholds": {"payment_type": 0.2}},
                    "fine_tune": {"frozen_layers": ["hidden_0"], "train_steps": 50, "unfrozen_steps": 20}},
 }
 
@@ -66,8 +66,9 @@ def runs(project, taxi_rows):
     results["similar_span"] = run_cli(config)
 
     drifted = [dict(row) for row in rows[900:1300]]
-    for row in drifted:
-        row["fare"] = f"{float(row['fare']) * 3 + 5:.2f}"
+    for row in drifted:  # fares and tips tripled (the label keeps its meaning), payment mix inverted
+        row["fare"] = f"{float(row['fare']) * 3:.2f}"
+        row["tips"] = f"{float(row['tips']) * 3:.2f}"
         row["payment_type"] = "Credit Card" if row["payment_type"] == "Cash" else "Cash"
     write_span(project, 3, header, drifted)
     results["drifted_span"] = run_cli(config)
@@ -146,7 +147,8 @@ def test_drifted_span_is_fully_retrained_and_the_report_names_the_features(proje
     assert {"fare", "payment_type"} <= drifted
     measured = {m["feature"]: m for m in summary["drift"]["measurements"]}
     assert measured["fare"]["comparator"] == "Jensen-Shannon" and measured["fare"]["distance"] > 0.4
-    assert measured["payment_type"]["comparator"] == "L-infinity" and measured["payment_type"]["threshold"] == 0.4
+    assert measured["payment_type"]["comparator"] == "L-infinity" and measured["payment_type"]["threshold"] == 0.2
+    assert measured["trip_miles"]["threshold"] == 0.4
     assert any("drift over threshold in: " in r and "fare" in r for r in summary["retraining"]["reasons"])
     assert "    - fare (drift): Jensen-Shannon" in completed.stdout
     outcomes = {c["name"]: c["outcome"] for c in summary["components"]}
