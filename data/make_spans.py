@@ -1,4 +1,4 @@
-"""Split a time-stamped CSV into quarterly span folders that ExampleGen's `{SPAN}` pattern reads.
+"""Split a time-stamped CSV into quarterly span folders that ExampleGen's `{SPAN:2}` pattern reads.
 
 Run once to (re)build `data/taxi/` from the pristine sample in `../shared/data`:
     python data/make_spans.py ../shared/data/chicago_taxi/data.csv data/taxi
@@ -31,6 +31,8 @@ def split_into_spans(source: pathlib.Path, destination: pathlib.Path, time_colum
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(by_quarter[quarter])
+        # Written last: the span is complete, with its row count declared (see pipeline/spans.py).
+        (folder / "_SUCCESS").write_text(f"{len(by_quarter[quarter])}\n")
         spans.append((number, f"{quarter[0]}Q{quarter[1]}", len(by_quarter[quarter])))
     return spans
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-from typing import Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -43,22 +42,19 @@ def metadata_connection(config: PipelineConfig):
 
 # --- ingest -------------------------------------------------------------------------------------
 
-def example_gen(config: PipelineConfig, span: Optional[int] = None):
-    """CsvExampleGen over the span folders: the newest span, or the given one (backfill)."""
+def example_gen(config: PipelineConfig, span: int):
+    """CsvExampleGen pinned to one span: the newest complete one, or an older one (backfill)."""
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data.span_pattern)])
     output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
         tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
     ]))
-    range_config = None
-    if span is not None:
-        range_config = tfx.proto.RangeConfig(
-            static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span))
     return tfx.components.CsvExampleGen(
         input_base=str(config.path(config.data.base)),
         input_config=input_config,
         output_config=output_config,
-        range_config=range_config,
+        range_config=tfx.proto.RangeConfig(
+            static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span)),
     )
 
 
@@ -170,9 +166,10 @@ def trainer_config(config: PipelineConfig, mode: str) -> dict:
     }
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
+    """The pipeline for one run on `span`, the newest complete span."""
     # ingest and validate: every run
-    ingest = example_gen(config)
+    ingest = example_gen(config, span)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(schema_file=curated_schema_file(config))
     validator = tfx.components.ExampleValidator(

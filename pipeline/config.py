@@ -36,6 +36,7 @@ class SpanPolicy(Section):
 class DataSection(Section):
     base: str
     span_pattern: str = "span-{SPAN:2}/*.csv"
+    complete_marker: Optional[str] = "_SUCCESS"   # None: every span folder counts as complete
     spans: SpanPolicy = SpanPolicy()
     train_buckets: PositiveInt = 4
     eval_buckets: PositiveInt = 1

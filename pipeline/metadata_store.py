@@ -1,31 +1,17 @@
 """What the pipeline reads back from ML Metadata: spans already ingested, and what a run produced."""
 from __future__ import annotations
 
-import glob
 import pathlib
-import re
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import assembly
-from pipeline.config import SPAN_TOKEN, PipelineConfig
+from pipeline import assembly, spans
+from pipeline.config import PipelineConfig
 
 
 def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(assembly.metadata_connection(config))
-
-
-def spans_on_disk(config: PipelineConfig) -> list[int]:
-    base = config.path(config.data.base)
-    before, after = SPAN_TOKEN.split(str(base / config.data.span_pattern))
-    matcher = re.compile(re.escape(before).replace(r"\*", "[^/]*") + r"(\d+)" + re.escape(after).replace(r"\*", "[^/]*"))
-    spans = set()
-    for path in glob.glob(f"{before}*{after}"):
-        match = matcher.fullmatch(path)
-        if match:
-            spans.add(int(match.group(1)))
-    return sorted(spans)
 
 
 def ingested_spans(store: metadata_store.MetadataStore, pipeline_name: str) -> set[int]:
@@ -40,7 +26,7 @@ def spans_to_backfill(config: PipelineConfig) -> list[int]:
     """Older spans of a last_k window that ExampleGen has not ingested yet (the newest is ingested by the run)."""
     if config.data.spans.policy != "last_k":
         return []
-    window = spans_on_disk(config)[-config.data.spans.k:-1]
+    window = spans.complete_spans(config)[-config.data.spans.k:-1]
     if not window:
         return []
     already = ingested_spans(open_store(config), config.pipeline.name)

@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from pipeline import assembly, metadata_store
+from pipeline import assembly, metadata_store, spans
 from pipeline.config import PipelineConfig
 
 @dataclass
@@ -78,7 +78,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
         for span in metadata_store.spans_to_backfill(config):
             echo(f"  backfilling span {span} of the training window")
             _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
-        _run_with_id(assembly.create_pipeline(config), run_id)
+        _run_with_id(assembly.create_pipeline(config, spans.newest_complete_span(config)), run_id)
     except BaseException:
         progress.mark_failure()
         raise

@@ -36,13 +36,17 @@ def read_rows(path: pathlib.Path) -> tuple[list[str], list[dict]]:
         return reader.fieldnames, list(reader)
 
 
-def write_span(project: pathlib.Path, number: int, header: list[str], rows: list[dict]) -> pathlib.Path:
+def write_span(project: pathlib.Path, number: int, header: list[str], rows: list[dict],
+               complete: bool = True) -> pathlib.Path:
+    """A span folder as a producer writes it: the CSV, then the marker declaring its row count."""
     folder = project / "data" / f"span-{number:02d}"
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "data.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    if complete:
+        (folder / "_SUCCESS").write_text(f"{len(rows)}\n")
     return folder
 
 
