@@ -4,7 +4,7 @@ TFDV's comparators on the 'train' split statistics: L-infinity distance for stri
 approximate Jensen-Shannon divergence for numeric ones, with per-feature thresholds. Optionally
 a training/serving skew check against statistics of logged serving requests (CSV). The report
 (`drift.json`: every measured feature with its distance, threshold and verdict) is the output
-artifact; `drifted` and `drifted_features` are custom properties in ML Metadata.
+artifact; `drifted`, `drifted_features` and `skewed_features` are custom properties in ML Metadata.
 """
 import json
 import os
@@ -79,11 +79,14 @@ class Executor(base_executor.BaseExecutor):
             rows += _measurements(
                 tfdv.validate_statistics(current, schema, environment="SERVING", serving_statistics=serving), "skew")
 
-        drifted = sorted({row["feature"] for row in rows if row["over_threshold"]})
+        over = {check: sorted({row["feature"] for row in rows if row["check"] == check and row["over_threshold"]})
+                for check in ("drift", "skew")}
         io_utils.write_string_file(os.path.join(report.uri, REPORT_FILE), json.dumps(rows, indent=1))
         report.set_int_custom_property("has_baseline", int(bool(baseline)))
-        report.set_int_custom_property("drifted", int(bool(drifted)))
-        report.set_string_custom_property("drifted_features", json.dumps(drifted))
+        report.set_int_custom_property("drifted", int(bool(over["drift"])))
+        report.set_string_custom_property("drifted_features", json.dumps(over["drift"]))
+        # Skew is reported, not acted on: retraining on training data does not fix a serving-side difference.
+        report.set_string_custom_property("skewed_features", json.dumps(over["skew"]))
 
 
 class DriftCheckSpec(types.ComponentSpec):

@@ -23,7 +23,7 @@ CANARY_ROWS = 20
 def _raw_dataset(fn_args, file_pattern, tf_transform_output, batch_size, shuffle):
     return fn_args.data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle, shuffle_seed=fn_args.custom_config["seed"]),
         tf_transform_output.raw_metadata.schema,
     )
 
@@ -157,6 +157,7 @@ def _fine_tune(fn_args, config, train):
 def run_fn(fn_args: tfx.components.FnArgs):
     """Full training (a new model on the window) or fine-tuning (custom_config mode: fine_tune)."""
     config = fn_args.custom_config
+    keras.utils.set_random_seed(config["seed"])
     settings = config["transform"]
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tft_layer = tf_transform_output.transform_features_layer()

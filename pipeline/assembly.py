@@ -162,6 +162,7 @@ def trainer_config(config: PipelineConfig, mode: str) -> dict:
         "model": config.model.model_dump(),
         "fine_tune": config.retraining.fine_tune.model_dump(),
         "batch_size": config.training.batch_size,
+        "seed": config.training.seed,
         "decision_threshold": config.evaluation.decision_threshold,
     }
 

@@ -35,6 +35,14 @@ def logs_to_file(path: pathlib.Path):
         os.close(saved_stderr)
 
 
+def load_config_or_exit(config_path: str):
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        click.echo(f"config error: {error}", err=True)
+        sys.exit(EXIT_CODES["config_error"])
+
+
 @click.group(help=__doc__)
 def main():
     pass
@@ -44,11 +52,7 @@ def main():
 @click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the run summary here as JSON.")
 def run(config_path: str, summary_json: str | None):
-    try:
-        config = load_config(config_path)
-    except ConfigError as error:
-        click.echo(f"config error: {error}", err=True)
-        sys.exit(EXIT_CODES["config_error"])
+    config = load_config_or_exit(config_path)
 
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     log_file = config.path(config.logging.directory) / f"run-{run_id}.log"
@@ -68,3 +72,30 @@ def run(config_path: str, summary_json: str | None):
     if summary_json:
         pathlib.Path(summary_json).write_text(json.dumps(result, indent=1))
     sys.exit(result["exit_code"])
+
+
+@main.command(help="Feed the spans one by one and compare retraining policies on the next span (prequential AUC).")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
+@click.option("--output", default="outputs/replay", show_default=True, type=click.Path(file_okay=False),
+              help="Each policy's data, store and models go in a folder here, with replay.json and replay.png.")
+@click.option("--policies", default="never,always_full,drift_aware", show_default=True)
+@click.option("--first-span", type=int, help="Start at this span (default: the first complete span).")
+@click.option("--last-span", type=int, help="Stop at this span (default: the newest complete span).")
+def replay(config_path, output, policies, first_span, last_span):
+    config = load_config_or_exit(config_path)
+    from pipeline import replay as replaying
+
+    chosen = [policy.strip() for policy in policies.split(",") if policy.strip()]
+    unknown = sorted(set(chosen) - set(replaying.POLICIES))
+    if unknown:
+        click.echo(f"--policies: unknown {', '.join(unknown)}; allowed: {', '.join(replaying.POLICIES)}", err=True)
+        sys.exit(EXIT_CODES["config_error"])
+    output_dir = pathlib.Path(output).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Replay of {', '.join(chosen)}; logs: {output_dir / 'replay.log'}")
+    with logs_to_file(output_dir / "replay.log"):
+        rows = replaying.replay(config, pathlib.Path(config_path), output_dir, chosen, first_span, last_span, click.echo)
+    click.echo(replaying.table(rows))
+    replaying.plot(rows, output_dir / "replay.png")
+    (output_dir / "totals.json").write_text(json.dumps(replaying.totals(rows), indent=1))
+    click.echo(f"per-span results: {output_dir / 'replay.json'}; plot: {output_dir / 'replay.png'}")

@@ -99,6 +99,7 @@ class TrainingSection(Section):
     train_steps: PositiveInt = 1000
     eval_steps: PositiveInt = 100
     batch_size: PositiveInt = 40
+    seed: Annotated[int, Field(ge=0)] = 42   # weights' initialisation and shuffling: same data, same model
 
 
 class Gate(Section):

@@ -86,6 +86,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         summary["drift"] = {
             "compared_with_blessed_model_data": metadata_store.custom_int(report, "has_baseline") == 1,
             "drifted_features": json.loads(metadata_store.custom_str(report, "drifted_features") or "[]"),
+            "skewed_features": json.loads(metadata_store.custom_str(report, "skewed_features") or "[]"),
             "measurements": json.loads((metadata_store.artifact_path(report) / "drift.json").read_text()),
         }
     for decision in produced("RetrainPolicy", "RetrainDecision"):
@@ -131,9 +132,10 @@ def render(summary: dict) -> str:
         for problem in gate["problems"]:
             lines.append(f"    - {problem['feature']} [{problem['split']}]: {problem['problem']}: {problem['details']}")
     drift = summary["drift"]
-    if drift is not None and drift["compared_with_blessed_model_data"]:
+    if drift is not None and drift["measurements"]:
         over = [m for m in drift["measurements"] if m["over_threshold"]]
-        lines.append(f"  drift vs the blessed model's data: {len(over)} of {len(drift['measurements'])} checks over threshold")
+        lines.append(f"  drift vs the blessed model's data / skew vs serving logs: "
+                     f"{len(over)} of {len(drift['measurements'])} checks over threshold")
         for m in over:
             lines.append(f"    - {m['feature']} ({m['check']}): {m['comparator']} {m['distance']:.4f} > {m['threshold']}")
     if summary["retraining"] is not None:
