@@ -1,13 +1,13 @@
 """What the pipeline reads back from ML Metadata: spans already ingested, and what a run produced."""
 from __future__ import annotations
 
-import pathlib
-
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import assembly, spans
 from pipeline.config import PipelineConfig
+
+RESOLVERS = ("blessed_model", "training_window")
 
 
 def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
@@ -33,45 +33,52 @@ def spans_to_backfill(config: PipelineConfig) -> list[int]:
     return [span for span in window if span not in already]
 
 
+def _run_executions(store, config: PipelineConfig, run_id: str) -> list[tuple[str, metadata_store_pb2.Execution]]:
+    """(node id, execution) of every execution of one pipeline run."""
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
+        return []
+    prefix = f"{config.pipeline.name}."
+    executions = []
+    for execution in store.get_executions_by_context(run.id):
+        nodes = [c.name.removeprefix(prefix) for c in store.get_contexts_by_execution(execution.id)
+                 if c.type_id == store.get_context_type("node").id and c.name.startswith(prefix)]
+        if nodes:
+            executions.append((nodes[0], execution))
+    return executions
+
+
+def _artifacts_by_type(store, execution_ids: list[int], event_type) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids(execution_ids) if e.type == event_type]
+    artifacts = store.get_artifacts_by_id(ids)
+    type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
+    by_type: dict[str, list] = {}
+    for artifact in artifacts:
+        by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
+    return by_type
+
+
 def run_outputs(config: PipelineConfig, run_id: str) -> dict[str, dict[str, list[metadata_store_pb2.Artifact]]]:
     """What each node of one pipeline run produced: {node id: {artifact type name: [artifacts]}}.
 
-    Resolver nodes are left out: what they resolve was produced by earlier runs.
+    Resolver nodes produce nothing new (what they resolve was produced by earlier runs), so they
+    are not in it.
     """
     store = open_store(config)
-    run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    if run is None:
-        return {}
-    prefix = f"{config.pipeline.name}."
-    outputs: dict[str, dict[str, list]] = {}
-    for execution in store.get_executions_by_context(run.id):
-        nodes = [c.name.removeprefix(prefix) for c in store.get_contexts_by_execution(execution.id)
-                 if c.name.startswith(prefix)]
-        produced = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-                    if e.type == metadata_store_pb2.Event.OUTPUT]
-        if not nodes or not produced:
-            continue
-        artifacts = store.get_artifacts_by_id(produced)
-        type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
-        by_type = outputs.setdefault(nodes[0], {})
-        for artifact in artifacts:
-            by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
+    outputs = {}
+    for node, execution in _run_executions(store, config, run_id):
+        produced = _artifacts_by_type(store, [execution.id], metadata_store_pb2.Event.OUTPUT)
+        if produced and node not in RESOLVERS:
+            outputs[node] = produced
     return outputs
 
 
 def spans_read_by(config: PipelineConfig, run_id: str, node_id: str) -> list[int]:
     """Spans of the Examples a node of this run took as input (the training window, for the Trainer)."""
     store = open_store(config)
-    run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    node = store.get_context_by_type_and_name("node", f"{config.pipeline.name}.{node_id}")
-    if run is None or node is None:
-        return []
-    in_run = {execution.id for execution in store.get_executions_by_context(run.id)}
-    executions = [execution.id for execution in store.get_executions_by_context(node.id) if execution.id in in_run]
-    inputs = [event.artifact_id for event in store.get_events_by_execution_ids(executions)
-              if event.type == metadata_store_pb2.Event.INPUT]
-    examples_type = store.get_artifact_type("Examples").id
-    return sorted({span_of(artifact) for artifact in store.get_artifacts_by_id(inputs) if artifact.type_id == examples_type})
+    executions = [execution.id for node, execution in _run_executions(store, config, run_id) if node == node_id]
+    examples = _artifacts_by_type(store, executions, metadata_store_pb2.Event.INPUT).get("Examples", [])
+    return sorted({span_of(artifact) for artifact in examples})
 
 
 def span_of(artifact: metadata_store_pb2.Artifact):
@@ -89,6 +96,3 @@ def custom_str(artifact: metadata_store_pb2.Artifact, key: str) -> str:
     value = artifact.custom_properties.get(key)
     return value.string_value if value is not None else ""
 
-
-def artifact_path(artifact: metadata_store_pb2.Artifact) -> pathlib.Path:
-    return pathlib.Path(artifact.uri)

@@ -15,6 +15,7 @@ from tfx.orchestration.portable import runtime_parameter_utils
 from pipeline import assembly, metadata_store, spans
 from pipeline.config import PipelineConfig
 
+
 @dataclass
 class ComponentTiming:
     name: str

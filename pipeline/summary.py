@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import pathlib
 from dataclasses import asdict
 
+from components.data_gate import PROBLEMS_FILE
+from components.drift_check import REPORT_FILE
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
@@ -80,14 +83,14 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "push": {"pushed": False, "path": None, "reason": ""},
     }
     for result in produced("DataGate", "DataGateResult"):
-        problems = json.loads((metadata_store.artifact_path(result) / "problems.json").read_text())
+        problems = json.loads((pathlib.Path(result.uri) / PROBLEMS_FILE).read_text())
         summary["data_gate"] = {"passed": metadata_store.custom_int(result, "blessed") == 1, "problems": problems}
     for report in produced("DriftCheck", "DriftReport"):
         summary["drift"] = {
             "compared_with_blessed_model_data": metadata_store.custom_int(report, "has_baseline") == 1,
             "drifted_features": json.loads(metadata_store.custom_str(report, "drifted_features") or "[]"),
             "skewed_features": json.loads(metadata_store.custom_str(report, "skewed_features") or "[]"),
-            "measurements": json.loads((metadata_store.artifact_path(report) / "drift.json").read_text()),
+            "measurements": json.loads((pathlib.Path(report.uri) / REPORT_FILE).read_text()),
         }
     for decision in produced("RetrainPolicy", "RetrainDecision"):
         summary["retraining"] = {"mode": metadata_store.custom_str(decision, "mode"),
