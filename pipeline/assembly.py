@@ -11,7 +11,6 @@ import shutil
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-
 from tfx.types import channel, standard_artifacts
 
 from components.blessed_lineage import BlessedModelLineage
