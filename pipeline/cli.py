@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run [--config FILE] [--summary-json FILE]`.
+"""Command line: `python -m pipeline run|watch|replay [--config FILE] ...`; see README.md.
 
 Exit codes: 0 success, 1 a component failed, 2 config error, 3 data gate blocked, 4 model gate blocked.
 """
@@ -14,7 +14,7 @@ import traceback
 
 import click
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, PipelineConfig, load_config
 
 EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "data_blocked": 3, "model_blocked": 4}
 
@@ -48,12 +48,11 @@ def main():
     pass
 
 
-@main.command(help="Run the pipeline once on the data the config points to.")
-@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
-@click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the run summary here as JSON.")
-def run(config_path: str, summary_json: str | None):
-    config = load_config_or_exit(config_path)
+def run_once(config: PipelineConfig) -> dict:
+    """Runs the pipeline once: progress and summary on stdout, the rest in the run's log file.
 
+    Returns the summary, with its exit code. `run` is this; each run of `watch` is a child `run`.
+    """
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     log_file = config.path(config.logging.directory) / f"run-{run_id}.log"
     click.echo(f"Pipeline '{config.pipeline.name}' run {run_id}; logs: {log_file}")
@@ -69,9 +68,27 @@ def run(config_path: str, summary_json: str | None):
         result = run_summary.collect(config, run_id, timings, str(log_file), error)
     result["exit_code"] = EXIT_CODES[result["status"]]
     click.echo(run_summary.render(result))
+    return result
+
+
+@main.command(help="Run the pipeline once on the data the config points to.")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
+@click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the run summary here as JSON.")
+def run(config_path: str, summary_json: str | None):
+    result = run_once(load_config_or_exit(config_path))
     if summary_json:
         pathlib.Path(summary_json).write_text(json.dumps(result, indent=1))
     sys.exit(result["exit_code"])
+
+
+@main.command(help="Poll data.base and run the pipeline (as a child `run`) whenever a new complete span appears.")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
+@click.option("--max-runs", type=click.IntRange(min=1), help="Stop after this many runs (default: never).")
+def watch(config_path: str, max_runs: int | None):
+    config = load_config_or_exit(config_path)
+    from pipeline import watch as watching
+
+    watching.watch(config, pathlib.Path(config_path).resolve(), max_runs, click.echo)
 
 
 @main.command(help="Feed the spans one by one and compare retraining policies on the next span (prequential AUC).")

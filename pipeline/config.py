@@ -171,6 +171,12 @@ class LoggingSection(Section):
     directory: str = "outputs/logs"
 
 
+class ScheduleSection(Section):
+    """`python -m pipeline watch`: how often to look in data.base for a new complete span."""
+
+    poll_seconds: Annotated[float, Field(gt=0.0)] = 60.0
+
+
 class PipelineConfig(Section):
     pipeline: PipelineSection
     data: DataSection
@@ -184,6 +190,7 @@ class PipelineConfig(Section):
     beam: BeamSection = BeamSection()
     metadata: MetadataSection = MetadataSection()
     logging: LoggingSection = LoggingSection()
+    schedule: ScheduleSection = ScheduleSection()
 
     # Set by load_config: relative paths in the file are relative to the file's own folder.
     _config_dir: pathlib.Path = PrivateAttr(default_factory=pathlib.Path.cwd)
