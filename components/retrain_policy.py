@@ -2,8 +2,8 @@
 
 The decision is an artifact (RetrainDecision) whose custom property `mode` drives the Cond
 blocks of the pipeline; `reasons` (JSON list of sentences) goes to ML Metadata and the summary.
-  - skip:         no blessed model is older than this span (the span was already trained on),
-                  or the policy is `never` and a model is blessed;
+  - skip:         the data gate blocked the span; or the span is not newer than the blessed
+                  model's data; or the policy is `never` and a model is blessed;
   - full_retrain: no blessed model yet, policy `always_full`, a schema change, drift over a
                   threshold, or `full_retrain_every_n_spans` spans since the graph was analysed;
   - fine_tune:    otherwise: warm start from the blessed model through its own transform graph.
@@ -18,6 +18,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from components.blessed_lineage import spans
+from components.data_gate import BLESSED_KEY, DataGateResult
 from components.drift_check import DriftReport
 
 MODE_KEY = "mode"
@@ -31,7 +32,9 @@ class RetrainDecision(types.Artifact):
 
 
 def decide(policy: str, every_n: int, span: int, baseline_spans: list[int], analysed_spans: list[int],
-           schema_changed: bool, drifted: list[str]) -> tuple[str, list[str]]:
+           schema_changed: bool, drifted: list[str], data_blocked: bool = False) -> tuple[str, list[str]]:
+    if data_blocked:
+        return SKIP, [f"the data gate blocked span {span}"]
     if not baseline_spans:
         return FULL_RETRAIN, ["no blessed model yet"]
     if span <= max(baseline_spans):
@@ -66,10 +69,11 @@ class Executor(base_executor.BaseExecutor):
             schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
                 artifact_utils.get_single_uri(input_dict["schema"])))
             schema_changed = tft.TFTransformOutput(graphs[0].uri).raw_metadata.schema != schema
+        gate = artifact_utils.get_single_instance(input_dict["data_gate"])
         mode, reasons = decide(
             exec_properties["policy"], exec_properties["full_retrain_every_n_spans"], span,
             spans(input_dict.get("baseline_examples") or []), spans(input_dict.get("analysed_examples") or []),
-            schema_changed, drifted)
+            schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1)
         decision.set_string_custom_property(MODE_KEY, mode)
         decision.set_string_custom_property("reasons", json.dumps(reasons))
         decision.set_int_custom_property("span", span)
@@ -83,6 +87,7 @@ class RetrainPolicySpec(types.ComponentSpec):
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "schema": ChannelParameter(type=standard_artifacts.Schema),
+        "data_gate": ChannelParameter(type=DataGateResult),
         "drift_report": ChannelParameter(type=DriftReport),
         "baseline_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
         "analysed_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
@@ -95,10 +100,11 @@ class RetrainPolicy(base_component.BaseComponent):
     SPEC_CLASS = RetrainPolicySpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, examples, schema, drift_report, baseline_examples, analysed_examples,
+    def __init__(self, examples, schema, data_gate, drift_report, baseline_examples, analysed_examples,
                  baseline_transform_graph, policy: str, full_retrain_every_n_spans: int):
         super().__init__(spec=RetrainPolicySpec(
-            examples=examples, schema=schema, drift_report=drift_report, baseline_examples=baseline_examples,
+            examples=examples, schema=schema, data_gate=data_gate, drift_report=drift_report,
+            baseline_examples=baseline_examples,
             analysed_examples=analysed_examples, baseline_transform_graph=baseline_transform_graph,
             policy=policy, full_retrain_every_n_spans=full_retrain_every_n_spans,
             decision=types.Channel(type=RetrainDecision),

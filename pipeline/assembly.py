@@ -180,31 +180,34 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
     components = [ingest, statistics, schema, validator, data_gate, blessed]
     retraining = config.retraining
 
-    with tfx.dsl.Cond(data_gate.outputs["result"].future()[0].custom_property(BLESSED_KEY) == 1):
-        drift = DriftCheck(
-            statistics=statistics.outputs["statistics"],
-            schema=schema.outputs["schema"],
-            baseline_statistics=blessed.outputs["statistics"],
-            features=[feature.name for feature in config.features],
-            thresholds=retraining.drift.thresholds,
-            default_threshold=retraining.drift.default_threshold,
-            skew_threshold=retraining.drift.skew_threshold,
-            serving_logs=str(config.path(retraining.drift.serving_logs)) if retraining.drift.serving_logs else None,
-        )
-        policy = RetrainPolicy(
-            examples=ingest.outputs["examples"],
-            schema=schema.outputs["schema"],
-            drift_report=drift.outputs["report"],
-            baseline_examples=blessed.outputs["examples"],
-            analysed_examples=blessed.outputs["analysed_examples"],
-            baseline_transform_graph=blessed.outputs["transform_graph"],
-            policy=retraining.policy,
-            full_retrain_every_n_spans=retraining.full_retrain_every_n_spans,
-        )
-        window, window_examples = training_window(config, ingest)
-        components += [drift, policy] + window
-        mode = policy.outputs["decision"].future()[0].custom_property(MODE_KEY)
+    # The drift check and the policy run on every span, so the Cond predicates below can always be
+    # evaluated; the policy also says `skip` for a span the data gate blocked.
+    drift = DriftCheck(
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        baseline_statistics=blessed.outputs["statistics"],
+        features=[feature.name for feature in config.features],
+        thresholds=retraining.drift.thresholds,
+        default_threshold=retraining.drift.default_threshold,
+        skew_threshold=retraining.drift.skew_threshold,
+        serving_logs=str(config.path(retraining.drift.serving_logs)) if retraining.drift.serving_logs else None,
+    )
+    policy = RetrainPolicy(
+        examples=ingest.outputs["examples"],
+        schema=schema.outputs["schema"],
+        data_gate=data_gate.outputs["result"],
+        drift_report=drift.outputs["report"],
+        baseline_examples=blessed.outputs["examples"],
+        analysed_examples=blessed.outputs["analysed_examples"],
+        baseline_transform_graph=blessed.outputs["transform_graph"],
+        policy=retraining.policy,
+        full_retrain_every_n_spans=retraining.full_retrain_every_n_spans,
+    )
+    window, window_examples = training_window(config, ingest)
+    components += [drift, policy] + window
+    mode = policy.outputs["decision"].future()[0].custom_property(MODE_KEY)
 
+    with tfx.dsl.Cond(data_gate.outputs["result"].future()[0].custom_property(BLESSED_KEY) == 1):
         with tfx.dsl.Cond(mode == FULL_RETRAIN):
             transform = tfx.components.Transform(
                 examples=window_examples,

@@ -236,6 +236,8 @@ def _describe(error: dict) -> str:
     if error["type"] == "missing":
         return f"{location}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error["input"], dict):  # a check across keys: the message names them
+        return f"{location}: {message}"
     return f"{location}: got {error['input']!r}; {message}"
 
 

@@ -44,6 +44,8 @@ class Progress(logging.Handler):
             self.timings[-1].outcome = "cached"
         elif message == "Skipping execution for %s":
             self.timings[-1].outcome = "skipped"
+        elif message.startswith("[%s] Input resolution error"):  # TFX records it and goes on: we do not
+            self.timings[-1].outcome = "failed"
         elif message == "Component %s is finished.":
             current = self.timings[-1]
             current.seconds = time.monotonic() - self._started

@@ -108,6 +108,9 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
                                "reason": "blessed by every gate"}
 
+    unresolved = [timing.name for timing in timings if timing.outcome == "failed"]
+    if unresolved and not error:
+        error = f"{', '.join(unresolved)} could not resolve its inputs (see the log)"
     if error:
         summary["status"] = "failed"
         summary["push"]["reason"] = f"the run failed: {error}"

@@ -131,7 +131,11 @@ def test_worse_model_than_the_blessed_one_is_not_pushed(project, first_run, taxi
     write_span(project, 2, header, rows[ROWS:ROWS + 300])
     before = served_versions(project)
     worse = write_config(project, {
-        "features": [{"name": "trip_start_day", "treatment": "identity", "buckets": 8}],
+        # Features that say little about tipping, and hardly any training.
+        "features": [{"name": "trip_start_day", "treatment": "identity", "buckets": 8},
+                     {"name": "trip_start_month", "treatment": "identity", "buckets": 13},
+                     {"name": "trip_miles", "treatment": "zscore"},
+                     {"name": "trip_seconds", "treatment": "zscore"}],
         "training": {"train_steps": 5},
         "evaluation": {"gates": [{"metric": "AUC", "max_regression": 0.01}]},
         "retraining": {"policy": "always_full"},

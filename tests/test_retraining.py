@@ -26,6 +26,7 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("arguments, mode, reason", [
+    (dict(data_blocked=True, baseline_spans=[]), SKIP, "the data gate blocked span 4"),
     (dict(baseline_spans=[]), FULL_RETRAIN, "no blessed model yet"),
     (dict(span=3, baseline_spans=[3]), SKIP, "span 3 is not newer"),
     (dict(policy="never"), SKIP, "'never'"),
