@@ -73,10 +73,10 @@ def run_outputs(config: PipelineConfig, run_id: str) -> dict[str, dict[str, list
     return outputs
 
 
-def spans_read_by(config: PipelineConfig, run_id: str, node_id: str) -> list[int]:
-    """Spans of the Examples a node of this run took as input (the training window, for the Trainer)."""
+def spans_read_by(config: PipelineConfig, run_id: str, node_ids: tuple[str, ...]) -> list[int]:
+    """Spans of the Examples these nodes of this run took as input (the training window, for the trainers)."""
     store = open_store(config)
-    executions = [execution.id for node, execution in _run_executions(store, config, run_id) if node == node_id]
+    executions = [execution.id for node, execution in _run_executions(store, config, run_id) if node in node_ids]
     examples = _artifacts_by_type(store, executions, metadata_store_pb2.Event.INPUT).get("Examples", [])
     return sorted({span_of(artifact) for artifact in examples})
 

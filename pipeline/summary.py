@@ -5,8 +5,9 @@ import json
 import pathlib
 from dataclasses import asdict
 
-from components.data_gate import PROBLEMS_FILE
+from components.data_gate import BLESSED_KEY, PROBLEMS_FILE
 from components.drift_check import REPORT_FILE
+from components.retrain_policy import MODE_KEY, SKIP
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
@@ -74,8 +75,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "pipeline": config.pipeline.name,
         "log_file": log_file,
         "components": [asdict(timing) for timing in timings],
-        "trained_on_spans": (metadata_store.spans_read_by(config, run_id, "Trainer")
-                             or metadata_store.spans_read_by(config, run_id, "FineTuneTrainer")),
+        "trained_on_spans": metadata_store.spans_read_by(config, run_id, ("Trainer", "FineTuneTrainer")),
         "data_gate": None,
         "drift": None,
         "retraining": None,
@@ -84,7 +84,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
     }
     for result in produced("DataGate", "DataGateResult"):
         problems = json.loads((pathlib.Path(result.uri) / PROBLEMS_FILE).read_text())
-        summary["data_gate"] = {"passed": metadata_store.custom_int(result, "blessed") == 1, "problems": problems}
+        summary["data_gate"] = {"passed": metadata_store.custom_int(result, BLESSED_KEY) == 1, "problems": problems}
     for report in produced("DriftCheck", "DriftReport"):
         summary["drift"] = {
             "compared_with_blessed_model_data": metadata_store.custom_int(report, "has_baseline") == 1,
@@ -93,7 +93,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             "measurements": json.loads((pathlib.Path(report.uri) / REPORT_FILE).read_text()),
         }
     for decision in produced("RetrainPolicy", "RetrainDecision"):
-        summary["retraining"] = {"mode": metadata_store.custom_str(decision, "mode"),
+        summary["retraining"] = {"mode": metadata_store.custom_str(decision, MODE_KEY),
                                  "reasons": json.loads(metadata_store.custom_str(decision, "reasons"))}
     for blessing in produced("Evaluator", "ModelBlessing"):
         evaluation_uri = next(iter(a.uri for a in produced("Evaluator", "ModelEvaluation")), None)
@@ -117,7 +117,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
     elif summary["data_gate"] and not summary["data_gate"]["passed"]:
         summary["status"] = "data_blocked"
         summary["push"]["reason"] = "the data gate found anomalies; nothing was transformed, trained or pushed"
-    elif summary["retraining"] and summary["retraining"]["mode"] == "skip":
+    elif summary["retraining"] and summary["retraining"]["mode"] == SKIP:
         summary["status"] = "ok"
         summary["push"]["reason"] = "no retraining: " + "; ".join(summary["retraining"]["reasons"])
     elif summary["model_gate"] and not summary["model_gate"]["passed"]:
