@@ -13,7 +13,14 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from tensorflow.python.autograph.core import config as autograph_config
+
 from components.features import CATEGORICAL_TREATMENTS, serving_feature_spec, transformed_name
+
+# TF 2.16's AutoGraph leaves `keras` alone but not `tf_keras`: it rewrote some 1,500 Keras internals
+# on every fit, 25 s before the first step. Later TF releases carry this same rule.
+if not any(rule.matches("tf_keras") for rule in autograph_config.CONVERSION_RULES):
+    autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"),) + autograph_config.CONVERSION_RULES
 
 CANARY_FILE = "canary_predictions.json"
 WARM_START_FILE = "warm_start.json"

@@ -24,6 +24,10 @@ TRAINER_FN = "components.trainer.run_fn"
 
 
 def beam_args(config: PipelineConfig) -> list[str]:
+    """In memory, Beam's defaults are left unsaid: with no Beam args, TFX skips building an sdist of
+    itself for remote workers (seconds per component) that a DirectRunner in this process never uses."""
+    if config.beam.direct_running_mode == "in_memory":
+        return list(config.beam.extra_args)
     workers = config.beam.direct_num_workers or os.cpu_count() or 1
     return [
         "--runner=DirectRunner",
@@ -215,6 +219,7 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
                 preprocessing_fn=TRANSFORM_FN,
                 custom_config=config.transform_settings(),
                 materialize=False,
+                disable_statistics=True,  # StatisticsGen already has the raw data's; the trainer transforms in tf.data
             )
             trainer = tfx.components.Trainer(
                 run_fn=TRAINER_FN,

@@ -158,7 +158,7 @@ class RetrainingSection(Section):
 
 
 class BeamSection(Section):
-    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "multi_processing"
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
     direct_num_workers: Annotated[int, Field(ge=0)] = 0  # 0: one per core
     extra_args: list[str] = []
 

@@ -16,6 +16,9 @@ from pipeline import assembly, metadata_store, spans
 from pipeline.config import PipelineConfig
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 @dataclass
 class ComponentTiming:
     name: str
@@ -75,6 +78,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(__file__).resolve().parents[1]),
                                                              os.environ.get("PYTHONPATH")]))
     absl_logging.set_verbosity(absl_logging.INFO)
+    logging.basicConfig(format=LOG_FORMAT, force=True)  # timestamps, to see where a run's time goes
     progress = Progress(echo)
     logging.getLogger().addHandler(progress)
     try:
