@@ -30,7 +30,8 @@ lock:
 	.lock-venv/bin/pip install --quiet -r requirements.in
 	.lock-venv/bin/pip install --quiet --no-deps --ignore-requires-python tfx==1.16.0 ml-pipelines-sdk==1.16.0
 	.lock-venv/bin/pip check
-	{ head -3 requirements.lock; .lock-venv/bin/pip freeze; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	.lock-venv/bin/pip install --quiet --no-deps fairness-indicators==0.47.0
+	{ head -5 requirements.lock; .lock-venv/bin/pip freeze; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 
 clean:

@@ -10,12 +10,14 @@ import os
 import shutil
 
 import tensorflow_model_analysis as tfma
+from fairness_indicators import fairness_indicators_metrics
 from tfx import v1 as tfx
 from tfx.types import channel, standard_artifacts
 
 from components.blessed_lineage import BlessedModelLineage
 from components.data_gate import BLESSED_KEY, DataGate
 from components.drift_check import DriftCheck
+from components.fairness_evaluator import FairnessEvaluator
 from components.retrain_policy import FINE_TUNE, FULL_RETRAIN, MODE_KEY, SKIP, RetrainPolicy
 from pipeline.config import PipelineConfig
 
@@ -100,7 +102,15 @@ def curated_schema_file(config: PipelineConfig) -> str:
 
 # --- evaluate -----------------------------------------------------------------------------------
 
+RATE_METRICS = {  # a gated rate of pipeline.yaml's fairness section -> TFMA's metric class for it
+    "false_positive_rate": "FPR", "false_negative_rate": "FNR", "true_positive_rate": "TPR",
+    "true_negative_rate": "TNR", "positive_rate": "PredictedPositiveRate",
+    "false_discovery_rate": "FalseDiscoveryRate", "false_omission_rate": "FalseOmissionRate",
+}
+
+
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Model gates on the whole eval split; fairness gates per slice (narrowed to large slices at run time)."""
     threshold = config.evaluation.decision_threshold
     metric_args = {
         "BinaryAccuracy": {"threshold": threshold},
@@ -112,19 +122,52 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     for name in ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
                  "CalibrationPlot", "MeanLabel", "MeanPrediction"):
         metric = tfma.MetricConfig(class_name=name, config=_json(metric_args.get(name)))
-        if name in gates:  # gates hold on the whole eval split; slices are reported, not gated
+        if name in gates:
             metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()], threshold=_threshold(gates[name]))
         metrics.append(metric)
-    return tfma.EvalConfig(
+    fairness = config.fairness
+    metrics.append(tfma.MetricConfig(class_name="FairnessIndicators", module=fairness_indicators_metrics.__name__,
+                                     config=_json({"thresholds": fairness.thresholds})))
+    # TFMA thresholds hold on the keys of the MetricConfig they sit in, and Fairness Indicators' keys are
+    # its sub-metrics: so a gated rate is also computed alone, by TFMA's metric of that rate at that threshold.
+    by_class = {metric.class_name: metric for metric in metrics}
+    gated = {"auc": by_class["AUC"], "example_count": by_class["ExampleCount"]}
+    for gate in [*fairness.slice_gates, *fairness.gap_gates]:
+        if gate.metric not in gated:
+            rate, threshold = gate.metric.split("@", 1)
+            gated[gate.metric] = tfma.MetricConfig(class_name=RATE_METRICS[rate],
+                                                   config=_json({"thresholds": float(threshold), "name": gate.metric}))
+            metrics.append(gated[gate.metric])
+    slicings = [tfma.SlicingSpec(feature_keys=keys) for keys in fairness.slices]
+    for gate in fairness.slice_gates:
+        bounds = tfma.MetricThreshold()
+        if gate.lower_bound is not None:
+            bounds.value_threshold.lower_bound.value = gate.lower_bound
+        if gate.upper_bound is not None:
+            bounds.value_threshold.upper_bound.value = gate.upper_bound
+        gated[gate.metric].per_slice_thresholds.add(slicing_specs=slicings, threshold=bounds)
+    cross_slicings = []
+    for gate in fairness.gap_gates:
+        gap = tfma.MetricThreshold()
+        gap.value_threshold.lower_bound.value = -gate.max_gap
+        gap.value_threshold.upper_bound.value = gate.max_gap
+        specs = [tfma.CrossSlicingSpec(baseline_spec=tfma.SlicingSpec(feature_keys=keys))
+                 for keys in ([gate.slices] if gate.slices else fairness.slices)]
+        gated[gate.metric].cross_slice_thresholds.add(cross_slicing_specs=specs, threshold=gap)
+        cross_slicings += [spec for spec in specs if spec not in cross_slicings]
+    evaluation = tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default",
             label_key=config.label.name,
             prediction_key="probabilities",
             preprocessing_function_names=["transform_features"],
         )],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in config.evaluation.slices],
+        slicing_specs=[tfma.SlicingSpec()] + slicings,
+        cross_slicing_specs=cross_slicings,
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
+    evaluation.options.min_slice_size.value = fairness.min_slice_size  # read by FairnessEvaluator's executor
+    return evaluation
 
 
 def _json(arguments) -> str:
@@ -248,12 +291,12 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
 
         with tfx.dsl.Cond(mode != SKIP):
             candidate = channel.union([trainer.outputs["model"], fine_tuner.outputs["model"]])
-            evaluator = tfx.components.Evaluator(
+            evaluator = FairnessEvaluator(
                 examples=window_examples,
                 model=candidate,
                 baseline_model=blessed.outputs["model"],
                 eval_config=eval_config(config),
-            )
+            ).with_id("Evaluator")
             pusher = tfx.components.Pusher(
                 model=candidate,
                 model_blessing=evaluator.outputs["blessing"],

@@ -119,8 +119,71 @@ class Gate(Section):
 
 class EvaluationSection(Section):
     gates: Annotated[list[Gate], Field(min_length=1)]
-    slices: list[list[str]] = []
     decision_threshold: Fraction = 0.5
+
+
+# Rates a fairness gate can hold, at one of fairness.thresholds (Fairness Indicators reports these and more).
+GATED_RATES = ("false_positive_rate", "false_negative_rate", "true_positive_rate", "true_negative_rate",
+               "positive_rate", "false_discovery_rate", "false_omission_rate")
+SLICE_METRICS = ("auc", "example_count")
+
+
+class SliceGate(Section):
+    """A floor and/or ceiling that every large-enough slice must meet."""
+
+    metric: str          # auc, or a rate at a threshold: false_positive_rate@0.5
+    lower_bound: Optional[float] = None
+    upper_bound: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self):
+        if self.lower_bound is None and self.upper_bound is None:
+            raise ValueError(f"slice gate on {self.metric} needs lower_bound or upper_bound")
+        return self
+
+
+class GapGate(Section):
+    """The largest difference of a metric between any two large-enough slices of one slicing."""
+
+    metric: str
+    max_gap: Annotated[float, Field(gt=0.0)]
+    slices: Optional[list[str]] = None   # the slicing (one entry of fairness.slices); null: every slicing
+
+
+class FairnessSection(Section):
+    """Slices of the eval split, their metrics, and the gates the Evaluator's blessing carries."""
+
+    slices: list[list[str]] = []                 # each entry is a slicing: one feature, or a cross of several
+    thresholds: Annotated[list[Fraction], Field(min_length=1)] = [0.5]   # decision thresholds of the rates
+    min_slice_size: PositiveInt = 30             # smaller slices are reported but not gated
+    slice_gates: list[SliceGate] = []
+    gap_gates: list[GapGate] = []
+
+    def metric_threshold(self, metric: str) -> Optional[float]:
+        """The decision threshold of a `rate@threshold` metric name (None for auc, example_count)."""
+        return None if metric in SLICE_METRICS else float(metric.split("@", 1)[1])
+
+    @model_validator(mode="after")
+    def _gates_name_known_metrics(self):
+        for key, gates in (("slice_gates", self.slice_gates), ("gap_gates", self.gap_gates)):
+            for gate in gates:
+                name, _, threshold = gate.metric.partition("@")
+                if gate.metric in SLICE_METRICS:
+                    continue
+                if name not in GATED_RATES or not threshold:
+                    raise ValueError(f"{key}: metric {gate.metric!r} is not one of {', '.join(SLICE_METRICS)} "
+                                     f"or <rate>@<threshold> with a rate among {', '.join(GATED_RATES)}")
+                try:
+                    value = float(threshold)
+                except ValueError:
+                    raise ValueError(f"{key}: metric {gate.metric!r}: {threshold!r} is not a number") from None
+                if value not in self.thresholds:
+                    raise ValueError(f"{key}: metric {gate.metric!r}: threshold {value} is not in "
+                                     f"fairness.thresholds {self.thresholds}")
+        for gate in self.gap_gates:
+            if gate.slices is not None and gate.slices not in self.slices:
+                raise ValueError(f"gap_gates: slices {gate.slices} is not an entry of fairness.slices {self.slices}")
+        return self
 
 
 class ServingSection(Section):
@@ -185,6 +248,7 @@ class PipelineConfig(Section):
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
     evaluation: EvaluationSection
+    fairness: FairnessSection = FairnessSection()
     serving: ServingSection
     retraining: RetrainingSection = RetrainingSection()
     beam: BeamSection = BeamSection()

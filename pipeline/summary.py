@@ -7,18 +7,30 @@ from dataclasses import asdict
 
 from components.data_gate import BLESSED_KEY, PROBLEMS_FILE
 from components.drift_check import REPORT_FILE
+from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG, display_name
 from components.retrain_policy import MODE_KEY, SKIP
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
 OVERALL = "Overall"
 CHANGE = " (change vs baseline)"
+GAP = " (difference between the slices)"
 
 
 def _slice_name(slice_key) -> str:
-    parts = [f"{single.column}={single.WhichOneof('kind') and getattr(single, single.WhichOneof('kind'))}"
-             for single in slice_key.single_slice_keys]
+    parts = []
+    for single in slice_key.single_slice_keys:
+        value = getattr(single, single.WhichOneof("kind")) if single.WhichOneof("kind") else None
+        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
     return ", ".join(parts) or OVERALL
+
+
+def _validated_slice_name(per_slice) -> str:
+    """A slice, or for a cross-slice gate the two slices whose difference was checked."""
+    if per_slice.HasField("cross_slice_key"):
+        cross = per_slice.cross_slice_key
+        return f"{_slice_name(cross.baseline_slice_key)} vs {_slice_name(cross.comparison_slice_key)}"
+    return _slice_name(per_slice.slice_key)
 
 
 def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
@@ -27,12 +39,14 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 
     per_slice: dict[str, dict[str, float]] = {}
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        if metrics_for_slice.HasField("cross_slice_key"):  # differences between slices: gates, not metrics
+            continue
         values = per_slice.setdefault(_slice_name(metrics_for_slice.slice_key), {})
         for entry in metrics_for_slice.metric_keys_and_values:
             key = entry.key
             if key.model_name == "baseline" or key.HasField("sub_key") or entry.value.WhichOneof("type") != "double_value":
                 continue
-            name = key.name + CHANGE if key.is_diff else key.name
+            name = display_name(key.name) + (CHANGE if key.is_diff else "")
             values[name] = round(entry.value.double_value.value, 6)
     return per_slice
 
@@ -45,8 +59,9 @@ def gate_failures(evaluation_uri: str) -> list[dict]:
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
             failures.append({
-                "slice": _slice_name(per_slice.slice_key),
-                "metric": failure.metric_key.name + (CHANGE if failure.metric_key.is_diff else ""),
+                "slice": _validated_slice_name(per_slice),
+                "metric": (display_name(failure.metric_key.name) + (CHANGE if failure.metric_key.is_diff else "")
+                           + (GAP if per_slice.HasField("cross_slice_key") else "")),
                 "value": round(failure.metric_value.double_value.value, 6),
                 "threshold": json.loads(_threshold_json(failure.metric_threshold)),
             })
@@ -57,6 +72,19 @@ def gate_failures(evaluation_uri: str) -> list[dict]:
         failures.append({"slice": _slice_name(missing), "metric": "(every gated metric)", "value": None,
                          "threshold": "the slice has no examples in the eval split"})
     return failures
+
+
+def fairness_report(evaluation_uri: str) -> dict | None:
+    """Where the per-slice table and chart are, and which slices were too small to gate."""
+    folder = pathlib.Path(evaluation_uri)
+    if not (folder / REPORT_JSON).exists():
+        return None
+    report = json.loads((folder / REPORT_JSON).read_text())
+    return {
+        "table": str(folder / REPORT_CSV), "json": str(folder / REPORT_JSON), "chart": str(folder / REPORT_PNG),
+        "slices": len(report["slices"]), "min_slice_size": report["min_slice_size"],
+        "not_gated": [f"{row['slice']} ({row['examples']})" for row in report["slices"] if not row["gated"]],
+    }
 
 
 def _threshold_json(threshold) -> str:
@@ -102,6 +130,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             "compared_with_baseline": bool(metadata_store.custom_str(blessing, "baseline_model")),
             "failures": gate_failures(evaluation_uri) if evaluation_uri else [],
             "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
+            "fairness": fairness_report(evaluation_uri) if evaluation_uri else None,
         }
     for pushed in produced("Pusher", "PushedModel"):
         if metadata_store.custom_int(pushed, "pushed") == 1:
@@ -158,6 +187,13 @@ def render(summary: dict) -> str:
         if values:
             lines.append("  metrics (eval split, overall): "
                          + ", ".join(f"{name} {value:.4f}" for name, value in sorted(values.items())))
+        fairness = gate.get("fairness")
+        if fairness:
+            lines.append(f"  slices: {fairness['slices']} reported in {fairness['table']} and {fairness['chart']}")
+            small = fairness["not_gated"]
+            if small:
+                shown = ", ".join(small[:8]) + (f" and {len(small) - 8} more" if len(small) > 8 else "")
+                lines.append(f"    not gated (under {fairness['min_slice_size']} examples): {shown}")
         changes = {name.removesuffix(CHANGE): value for name, value in overall.items() if name.endswith(CHANGE)}
         if changes:
             lines.append("  change vs baseline: " + ", ".join(f"{name} {value:+.4f}" for name, value in sorted(changes.items())))

@@ -12,13 +12,13 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TAXI = REPO / "data" / "taxi"
 
-# Small and quick: in-process Beam, few steps; the gates are the real ones, at test thresholds.
+# Small and quick on taxi: in-process Beam, few steps; the gates are the real ones, at test thresholds.
 TEST_SETTINGS = {
     "data": {"spans": {"policy": "latest", "k": 1}},
     "training": {"train_steps": 300, "eval_steps": 20, "batch_size": 32},
     "model": {"hidden_units": [16]},
-    "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.6, "max_regression": 0.05}],
-                   "slices": [["payment_type"]]},
+    "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.6, "max_regression": 0.05}]},
+    "fairness": {"slices": [["payment_type"]]},
     "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
 }
 
@@ -50,13 +50,15 @@ def write_span(project: pathlib.Path, number: int, header: list[str], rows: list
     return folder
 
 
-def write_config(project: pathlib.Path, overrides: dict | None = None, name: str = "pipeline.yaml") -> pathlib.Path:
-    """The repo's own pipeline.yaml with test settings, pointed at the project's data and outputs."""
-    base = yaml.safe_load((REPO / "pipeline.yaml").read_text())
+def write_config(project: pathlib.Path, overrides: dict | None = None, name: str = "pipeline.yaml",
+                 example: pathlib.Path = REPO) -> pathlib.Path:
+    """A pipeline.yaml of the repo (or of an example folder) with test settings, on the project's data."""
+    base = yaml.safe_load((example / "pipeline.yaml").read_text())
     schema = project / "schema.pbtxt"
     if not schema.exists():
-        shutil.copyfile(TAXI / "schema" / "schema.pbtxt", schema)
-    settings = merge(merge(base, TEST_SETTINGS), {"data": {"base": "data", "schema_path": "schema.pbtxt"}})
+        shutil.copyfile(example / base["data"]["schema_path"], schema)
+    test_settings = TEST_SETTINGS if example == REPO else {}   # an example's tests bring their own
+    settings = merge(merge(base, test_settings), {"data": {"base": "data", "schema_path": "schema.pbtxt"}})
     path = project / name
     path.write_text(yaml.safe_dump(merge(settings, overrides or {}), sort_keys=False))
     return path

@@ -19,7 +19,8 @@ POLL = 0.5
 FAST = {
     "schedule": {"poll_seconds": POLL},
     "training": {"train_steps": 50, "eval_steps": 5},
-    "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.0}], "slices": []},  # not about the model gate here
+    "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.0}]},  # not about the model gate here
+    "fairness": {"slices": []},
     "retraining": {"policy": "never"},                                   # after the first model: skip, no training
 }
 
