@@ -14,8 +14,9 @@ from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
 # Input (and output) keys of the resolver node.
-MODEL, BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS = (
-    "model", "model_blessing", "transform_graph", "examples", "analysed_examples", "statistics")
+MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS = (
+    "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics")
+ROLLED_BACK_KEY = "rolled_back"  # set on a Model by `python -m pipeline rollback`
 
 
 def _producer(store, artifact_id: int) -> Optional[int]:
@@ -42,14 +43,19 @@ def _span(artifact: types.Artifact) -> int:
 
 
 class BlessedModelLineage(resolver.ResolverStrategy):
-    """Latest blessed model, its transform graph, training examples, the examples its graph was
-    analysed on, and the statistics of the newest span it was trained on. Empty lists before any
-    model is blessed."""
+    """Latest blessed model (blessed by the Evaluator and by serving validation, and not rolled back),
+    its transform graph, training examples, the examples its graph was analysed on, and the
+    statistics of the newest span it was trained on. Empty lists before any model is blessed."""
 
     def resolve_artifacts(self, store, input_dict):
-        blessed_ids = {b.get_int_custom_property("current_model_id") for b in input_dict[BLESSING]
-                       if b.get_int_custom_property("blessed") == 1}
-        models = sorted((m for m in input_dict[MODEL] if m.id in blessed_ids), key=lambda m: m.id)
+        def blessed(key):
+            return {b.get_int_custom_property("current_model_id") for b in input_dict[key]
+                    if b.get_int_custom_property("blessed") == 1}
+
+        blessed_ids = blessed(BLESSING) & blessed(INFRA_BLESSING)
+        models = sorted((m for m in input_dict[MODEL] if m.id in blessed_ids
+                         and not (m.has_custom_property(ROLLED_BACK_KEY) and m.get_int_custom_property(ROLLED_BACK_KEY))),
+                        key=lambda m: m.id)
         result = {key: [] for key in input_dict}
         if not models:
             return result
@@ -65,6 +71,8 @@ class BlessedModelLineage(resolver.ResolverStrategy):
         result.update({
             MODEL: [model],
             BLESSING: [b for b in input_dict[BLESSING] if b.get_int_custom_property("current_model_id") == model.id][-1:],
+            INFRA_BLESSING: [b for b in input_dict[INFRA_BLESSING]
+                             if b.get_int_custom_property("current_model_id") == model.id][-1:],
             TRANSFORM_GRAPH: graphs,
             EXAMPLES: examples,
             ANALYSED_EXAMPLES: [a for a in input_dict[ANALYSED_EXAMPLES] if a.id in analysed_ids],

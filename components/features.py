@@ -40,10 +40,13 @@ def example_from_csv_row(row: dict, feature_spec: dict) -> tf.train.Example:
         if text == "":
             continue
         feature = example.features.feature[name]
-        if spec.dtype == tf.int64:
-            feature.int64_list.value.append(int(text))
-        elif spec.dtype == tf.float32:
-            feature.float_list.value.append(float(text))
-        else:
-            feature.bytes_list.value.append(text.encode())
+        try:
+            if spec.dtype == tf.int64:
+                feature.int64_list.value.append(int(text))
+            elif spec.dtype == tf.float32:
+                feature.float_list.value.append(float(text))
+            else:
+                feature.bytes_list.value.append(text.encode())
+        except ValueError:
+            raise ValueError(f"column '{name}': expected {spec.dtype.name}, got {text!r}") from None
     return example

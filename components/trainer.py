@@ -15,6 +15,7 @@ from tfx_bsl.public import tfxio
 
 from tensorflow.python.autograph.core import config as autograph_config
 
+from components import export
 from components.features import CATEGORICAL_TREATMENTS, serving_feature_spec, transformed_name
 
 # TF 2.16's AutoGraph leaves `keras` alone but not `tf_keras`: it rewrote some 1,500 Keras internals
@@ -83,33 +84,14 @@ def _compile(model, learning_rate):
     )
 
 
-def _signatures(model, tf_transform_output, settings, decision_threshold):
-    """serving_default (TF Serving, TFMA) and transform_features (TFMA's preprocessing function)."""
-    raw_spec = tf_transform_output.raw_feature_spec()
-    request_spec = serving_feature_spec(raw_spec, settings)
-    input_names = list(model.input_names)
-
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
-    def serve_tf_examples(serialized_examples):
-        transformed = model.tft_layer(tf.io.parse_example(serialized_examples, request_spec))
-        probabilities = model({name: transformed[name] for name in input_names})
-        classes = tf.cast(probabilities > decision_threshold, tf.int64)
-        return {"probabilities": probabilities, "classes": classes}
-
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
-    def transform_features(serialized_examples):
-        return model.tft_layer(tf.io.parse_example(serialized_examples, raw_spec))
-
-    return {
-        "serving_default": serve_tf_examples.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
-    }
+def _files(patterns: list[str]) -> list[str]:
+    return [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
 
 
 def _write_canary(fn_args, model, tf_transform_output, settings, signature):
     """The trained model's own predictions on the first eval rows, to check the exported model against."""
-    files = [path for pattern in fn_args.eval_files for path in tf.io.gfile.glob(pattern)]
-    serialized = [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(CANARY_ROWS)]
+    serialized = [record.numpy() for record in
+                  tf.data.TFRecordDataset(_files(fn_args.eval_files), compression_type="GZIP").take(CANARY_ROWS)]
     if not serialized:
         return
     request_spec = serving_feature_spec(tf_transform_output.raw_feature_spec(), settings)
@@ -192,6 +174,10 @@ def run_fn(fn_args: tfx.components.FnArgs):
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
 
     model.tft_layer = tft_layer  # tracked, so the transform graph is saved inside the model
-    signatures = _signatures(model, tf_transform_output, settings, config["decision_threshold"])
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    signatures = export.signatures(model, tf_transform_output, settings, config["decision_threshold"])
+    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, options=export.save_options(model))
+    raw_spec = tf_transform_output.raw_feature_spec()
+    warmup_examples = export.serving_examples(
+        _files(fn_args.train_files), config["serving"]["warmup_rows"], serving_feature_spec(raw_spec, settings))
+    export.write_warmup(fn_args.serving_model_dir, warmup_examples, raw_spec, settings, config["serving"]["model_name"])
     _write_canary(fn_args, model, tf_transform_output, settings, "serving_default")

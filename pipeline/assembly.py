@@ -1,6 +1,6 @@
 """Builds the TFX pipeline from the config, in the data's own order:
 ingest → validate (data gate) → drift check → retraining policy → transform + train, or
-fine-tune → evaluate (model gate) → push.
+fine-tune → evaluate (model gate) → serving validation (serving gate) → push.
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from components.blessed_lineage import BlessedModelLineage
 from components.data_gate import BLESSED_KEY, DataGate
 from components.drift_check import DriftCheck
 from components.fairness_evaluator import FairnessEvaluator
+from components.pusher import AtomicPusher
 from components.retrain_policy import FINE_TUNE, FULL_RETRAIN, MODE_KEY, SKIP, RetrainPolicy
+from components.serving_validator import ServingValidator
 from pipeline.config import PipelineConfig
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
@@ -194,6 +196,7 @@ def blessed_model(config: PipelineConfig):
         strategy_class=BlessedModelLineage,
         model=tfx.dsl.Channel(type=standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+        infra_blessing=tfx.dsl.Channel(type=standard_artifacts.InfraBlessing),
         transform_graph=tfx.dsl.Channel(type=standard_artifacts.TransformGraph),
         examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
         analysed_examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
@@ -210,6 +213,7 @@ def trainer_config(config: PipelineConfig, mode: str) -> dict:
         "batch_size": config.training.batch_size,
         "seed": config.training.seed,
         "decision_threshold": config.evaluation.decision_threshold,
+        "serving": {"model_name": config.serving.model_name, "warmup_rows": config.serving.warmup_rows},
     }
 
 
@@ -297,13 +301,22 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
                 baseline_model=blessed.outputs["model"],
                 eval_config=eval_config(config),
             ).with_id("Evaluator")
-            pusher = tfx.components.Pusher(
+            serving_check = ServingValidator(
+                model=candidate,
+                model_run=channel.union([trainer.outputs["model_run"], fine_tuner.outputs["model_run"]]),
+                model_blessing=evaluator.outputs["blessing"],
+                settings={**config.transform_settings(), **config.serving.validation.model_dump()},
+                model_name=config.serving.model_name,
+            )
+            pusher = AtomicPusher(
                 model=candidate,
                 model_blessing=evaluator.outputs["blessing"],
+                infra_blessing=serving_check.outputs["blessing"],
                 push_destination=tfx.proto.PushDestination(
                     filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
-            )
-            components += [evaluator, pusher]
+                custom_config={"serving": config.serving.model_dump()},
+            ).with_id("Pusher")
+            components += [evaluator, serving_check, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,

@@ -1,6 +1,7 @@
-"""Command line: `python -m pipeline run|watch|replay [--config FILE] ...`; see README.md.
+"""Command line: `python -m pipeline run|watch|replay|predict|rollback [--config FILE] ...`; see README.md.
 
-Exit codes: 0 success, 1 a component failed, 2 config error, 3 data gate blocked, 4 model gate blocked.
+Exit codes: 0 success, 1 a component failed, 2 config error, 3 data gate blocked, 4 model gate blocked,
+5 serving validation blocked.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import click
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
-EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "data_blocked": 3, "model_blocked": 4}
+EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "data_blocked": 3, "model_blocked": 4, "serving_blocked": 5}
 
 
 @contextlib.contextmanager
@@ -116,3 +117,49 @@ def replay(config_path, output, policies, first_span, last_span):
     replaying.plot(rows, output_dir / "replay.png")
     (output_dir / "totals.json").write_text(json.dumps(replaying.totals(rows), indent=1))
     click.echo(f"per-span results: {output_dir / 'replay.json'}; plot: {output_dir / 'replay.png'}")
+
+
+@main.command(help="Score raw CSV rows with the pushed model's serving_default signature.")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
+@click.option("--input", "input_csv", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with a header, columns as in the data (the label column may be absent).")
+@click.option("--model-dir", type=click.Path(file_okay=False, exists=True),
+              help="A SavedModel version folder (default: the version served under serving.base).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the rows with their scores here (CSV).")
+def predict(config_path, input_csv, model_dir, output):
+    config = load_config_or_exit(config_path)
+    from tabulate import tabulate
+
+    from pipeline import predict as predicting
+
+    try:
+        scored = predicting.predict(config, pathlib.Path(input_csv), pathlib.Path(model_dir) if model_dir else None)
+    except predicting.PredictError as error:
+        click.echo(f"predict: {error}", err=True)
+        sys.exit(EXIT_CODES["failed"])
+    click.echo(tabulate([{"row": i + 1, "probability": r["probability"], "class": r["class"]} for i, r in enumerate(scored)],
+                        headers="keys", floatfmt=".6f"))
+    if output:
+        import csv
+
+        with open(output, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(scored[0]))
+            writer.writeheader()
+            writer.writerows(scored)
+        click.echo(f"scores written to {output}")
+
+
+@main.command(help="Serve the previous pushed model again (as a new version) and record it in ML Metadata.")
+@click.option("--config", "config_path", default="pipeline.yaml", show_default=True, type=click.Path())
+def rollback(config_path):
+    config = load_config_or_exit(config_path)
+    from pipeline import rollback as rolling_back
+
+    try:
+        result = rolling_back.rollback(config)
+    except rolling_back.RollbackError as error:
+        click.echo(f"rollback: {error}", err=True)
+        sys.exit(EXIT_CODES["failed"])
+    click.echo(f"rolled back: version {result['from_version']} removed; {result['model']} "
+               f"(was version {result['previous_version']}) is served as version {result['to_version']} "
+               f"at {result['serving_path']}")

@@ -186,9 +186,63 @@ class FairnessSection(Section):
         return self
 
 
+class Resources(Section):
+    """Kubernetes requests/limits of one TF Serving replica; accelerators: GPUs or TPU chips."""
+
+    cpu: str = "2"
+    memory: str = "4Gi"
+    accelerators: PositiveInt = 1
+
+
+class TpuSettings(Section):
+    """GKE TPU node pool and the Cloud TPU Inference Converter's options."""
+
+    accelerator: str = "tpu-v5-lite-podslice"   # node selector cloud.google.com/gke-tpu-accelerator
+    topology: str = "1x1"                      # node selector cloud.google.com/gke-tpu-topology
+    batch_sizes: list[PositiveInt] = [8, 32, 128]   # converter: allowed batch sizes of the TPU function
+    batch_timeout_micros: Annotated[int, Field(ge=0)] = 5000
+    num_batch_threads: PositiveInt = 2
+    converter_image: str = "us-docker.pkg.dev/cloud-tpu-images/inference/tpu-inference-converter-cli"
+    serving_image: str = "us-docker.pkg.dev/cloud-tpu-images/inference/tf-serving-tpu:2.16.1"
+
+
+class Batching(Section):
+    """TF Serving's --batching_parameters_file (GPU target): batches of requests per model call."""
+
+    max_batch_size: PositiveInt = 128
+    batch_timeout_micros: Annotated[int, Field(ge=0)] = 2000
+    max_enqueued_batches: PositiveInt = 100
+    num_batch_threads: PositiveInt = 4
+    allowed_batch_sizes: list[PositiveInt] = []    # [] lets TF Serving use any size up to max_batch_size
+
+    @model_validator(mode="after")
+    def _sizes_end_at_max(self):
+        sizes = self.allowed_batch_sizes
+        if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
+            raise ValueError(f"allowed_batch_sizes must increase and end at max_batch_size {self.max_batch_size} (got {sizes})")
+        return self
+
+
+class ServingValidation(Section):
+    """Serving validation: the candidate loaded in a fresh process and queried as TF Serving would."""
+
+    tolerance: Annotated[float, Field(gt=0.0)] = 1.0e-5       # |served - Trainer's| per canary row
+    max_load_seconds: Annotated[float, Field(gt=0.0)] = 120.0
+    max_latency_ms: Annotated[float, Field(gt=0.0)] = 1000.0   # p99 of one-row requests
+
+
 class ServingSection(Section):
     base: str = "outputs/serving"
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    versions_to_keep: PositiveInt = 3          # older version folders are deleted after a push
+    warmup_rows: PositiveInt = 16              # training rows in assets.extra/tf_serving_warmup_requests
+    target: Literal["cpu", "gpu", "tpu"] = "cpu"
+    image: Optional[str] = None                # None: tensorflow/serving:<TF Serving release of the lock>[-gpu]
+    replicas: PositiveInt = 1
+    resources: Resources = Resources()
+    batching: Batching = Batching()
+    tpu: TpuSettings = TpuSettings()
+    validation: ServingValidation = ServingValidation()
 
 
 class DriftSettings(Section):

@@ -19,6 +19,7 @@ import time
 import yaml
 
 from pipeline.config import PipelineConfig
+from pipeline.predict import raw_feature_spec, served_version_dir
 from pipeline.spans import complete_spans, span_folders
 
 POLICIES = ("never", "always_full", "drift_aware")
@@ -40,20 +41,6 @@ def policy_config(config: PipelineConfig, config_file: pathlib.Path, policy: str
     path = workdir / "pipeline.yaml"
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path
-
-
-def served_model_dir(config: PipelineConfig, workdir: pathlib.Path) -> pathlib.Path | None:
-    model_dir = workdir / "outputs" / "serving" / config.serving.model_name
-    versions = sorted((p for p in model_dir.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-    return versions[-1] if versions else None
-
-
-def raw_feature_spec(config: PipelineConfig) -> dict:
-    """tf.Example parsing spec of the raw CSV columns, from the curated schema."""
-    import tensorflow_data_validation as tfdv
-    from tensorflow_transform.tf_metadata import schema_utils
-
-    return schema_utils.schema_as_feature_spec(tfdv.load_schema_text(str(config.path(config.data.schema_path)))).feature_spec
 
 
 def score(model_dir: pathlib.Path, span_folder: pathlib.Path, file_pattern: str, raw_spec: dict, label_name: str) -> float:
@@ -104,7 +91,7 @@ def replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Pa
                 cwd=REPO, capture_output=True, text=True)
             seconds = time.monotonic() - started
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-            served = served_model_dir(config, workdir)
+            served = served_version_dir(workdir / "outputs" / "serving" / config.serving.model_name)
             next_span = spans[index + 1] if index + 1 < len(spans) else None
             auc = (score(served, folders[next_span], file_pattern, raw_spec, config.label.name)
                    if served and next_span else None)

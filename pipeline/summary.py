@@ -9,6 +9,8 @@ from components.data_gate import BLESSED_KEY, PROBLEMS_FILE
 from components.drift_check import REPORT_FILE
 from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG, display_name
 from components.retrain_policy import MODE_KEY, SKIP
+from components.serving_validator import REASON_KEY
+from components.serving_validator import REPORT_FILE as SERVING_REPORT_FILE
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
@@ -108,6 +110,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "drift": None,
         "retraining": None,
         "model_gate": None,
+        "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
     }
     for result in produced("DataGate", "DataGateResult"):
@@ -132,9 +135,17 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
             "fairness": fairness_report(evaluation_uri) if evaluation_uri else None,
         }
+    for blessing in produced("ServingValidator", "InfraBlessing"):
+        report = pathlib.Path(blessing.uri) / SERVING_REPORT_FILE
+        summary["serving_gate"] = {
+            "passed": metadata_store.custom_int(blessing, "blessed") == 1,
+            "reason": metadata_store.custom_str(blessing, REASON_KEY),
+            "report": json.loads(report.read_text()) if report.exists() else {},
+        }
     for pushed in produced("Pusher", "PushedModel"):
         if metadata_store.custom_int(pushed, "pushed") == 1:
             summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
+                               "version": metadata_store.custom_str(pushed, "pushed_version"),
                                "reason": "blessed by every gate"}
 
     unresolved = [timing.name for timing in timings if timing.outcome == "failed"]
@@ -152,6 +163,9 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
     elif summary["model_gate"] and not summary["model_gate"]["passed"]:
         summary["status"] = "model_blocked"
         summary["push"]["reason"] = "the model gate did not bless the model"
+    elif summary["serving_gate"] and not summary["serving_gate"]["passed"]:
+        summary["status"] = "serving_blocked"
+        summary["push"]["reason"] = "serving validation failed: " + summary["serving_gate"]["reason"]
     else:
         summary["status"] = "ok"
     return summary
@@ -197,6 +211,15 @@ def render(summary: dict) -> str:
         changes = {name.removesuffix(CHANGE): value for name, value in overall.items() if name.endswith(CHANGE)}
         if changes:
             lines.append("  change vs baseline: " + ", ".join(f"{name} {value:+.4f}" for name, value in sorted(changes.items())))
+    gate = summary["serving_gate"]
+    if gate is not None:
+        report = gate["report"]
+        measured = ", ".join(f"{label} {report[key]}" for key, label in (
+            ("load_seconds", "load s"), ("latency_ms_p50", "one-row p50 ms"), ("latency_ms_p99", "p99 ms"),
+            ("warmup_requests", "warmup requests"), ("canary_rows", "canary rows")) if key in report)
+        lines.append(f"  serving validation: {'passed' if gate['passed'] else 'BLOCKED'}" + (f" ({measured})" if measured else ""))
+        for problem in report.get("problems", []):
+            lines.append(f"    - {problem}")
     push = summary["push"]
     lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
     lines.append(f"  log: {summary['log_file']}")

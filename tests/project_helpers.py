@@ -76,5 +76,6 @@ def run_cli(config: pathlib.Path, timeout: int = 900) -> tuple[subprocess.Comple
 
 
 def served_versions(project: pathlib.Path) -> list[str]:
+    """Version folders as TF Serving's poller sees them (names that are numbers)."""
     model_dir = project / "outputs" / "serving" / "taxi"
-    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+    return sorted((p.name for p in model_dir.iterdir() if p.name.isdigit()), key=int) if model_dir.exists() else []

@@ -43,7 +43,7 @@ def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, fi
     outcomes = {c["name"]: c["outcome"] for c in summary["components"]}
     names = [c["name"] for c in summary["components"]]
     stages = ["CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataGate", "DriftCheck", "RetrainPolicy",
-              "Transform", "Trainer", "Evaluator", "Pusher"]
+              "Transform", "Trainer", "Evaluator", "ServingValidator", "Pusher"]
     assert sorted(stages, key=names.index) == stages
     assert {outcomes[name] for name in stages} == {"done"}
     assert outcomes["FineTuneTrainer"] == "skipped"
