@@ -46,13 +46,16 @@ def _measurements(anomalies, kind: str) -> list[dict]:
     for info in anomalies.drift_skew_info:
         measured = info.drift_measurements if kind == "drift" else info.skew_measurements
         for measurement in measured:
+            # Both distances are at most 1, but TFDV's can come out as 1.0000000000000002: the verdict is
+            # taken on the distance as reported, so a threshold of 1 is never crossed.
+            distance = round(measurement.value, 6)
             rows.append({
                 "feature": ".".join(info.path.step),
                 "check": kind,
                 "comparator": "L-infinity" if measurement.type == measurement.L_INFTY else "Jensen-Shannon",
-                "distance": round(measurement.value, 6),
+                "distance": distance,
                 "threshold": measurement.threshold,
-                "over_threshold": measurement.value > measurement.threshold,
+                "over_threshold": distance > measurement.threshold,
             })
     return rows
 

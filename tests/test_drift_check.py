@@ -8,7 +8,9 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.drift_check import REPORT_FILE, DriftReport, Executor
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components.drift_check import REPORT_FILE, DriftReport, Executor, _measurements
 from project_helpers import TAXI, write_span
 
 
@@ -83,3 +85,17 @@ def test_serving_skew_is_reported_and_kept_apart_from_drift(tmp_path, spans):
     assert not skew["trip_miles"]["over_threshold"]
     assert json.loads(report.get_string_custom_property("skewed_features")) == ["payment_type"]
     assert json.loads(report.get_string_custom_property("drifted_features")) == []
+
+
+
+def test_a_threshold_of_one_is_never_crossed():
+    """Quarters share no month, so trip_start_month is at the maximum distance, 1; TFDV computed it as
+    1.0000000000000004 for the train splits of spans 5 and 6 (found in the replay benchmark)."""
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.drift_skew_info.add()
+    info.path.step.append("trip_start_month")
+    info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE,
+                                value=1.0000000000000004, threshold=1.0)
+    assert _measurements(anomalies, "drift") == [{
+        "feature": "trip_start_month", "check": "drift", "comparator": "Jensen-Shannon", "distance": 1.0,
+        "threshold": 1.0, "over_threshold": False}]
