@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import pathlib
 
-from components.pusher import versions
 from pipeline.config import PipelineConfig
 
 
@@ -26,6 +25,8 @@ def raw_feature_spec(config: PipelineConfig) -> dict:
 
 def served_version_dir(model_base: pathlib.Path) -> pathlib.Path | None:
     """The version TF Serving's default (latest) policy serves."""
+    from components.pusher import versions
+
     found = versions(str(model_base))
     return model_base / str(found[-1]) if found else None
 
