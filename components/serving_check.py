@@ -17,9 +17,6 @@ import time
 
 import numpy as np
 
-REQUIRED_SIGNATURES = ("serving_default", "serving_raw", "transform_features")
-
-
 def _example(features: dict):
     import tensorflow as tf
 
@@ -58,7 +55,8 @@ def check(model_dir: str, canary_file: str, settings: dict, model_name: str) -> 
     loaded = tf.saved_model.load(model_dir, options=tf.saved_model.LoadOptions(experimental_load_function_aliases=True))
     report = {"load_seconds": round(time.monotonic() - started, 3), "problems": []}
     problems = report["problems"]
-    missing = [name for name in REQUIRED_SIGNATURES if name not in loaded.signatures]
+    required = ("serving_default", export.RAW_SIGNATURE, export.TRANSFORM_SIGNATURE)
+    missing = [name for name in required if name not in loaded.signatures]
     if missing:
         problems.append(f"signatures missing: {', '.join(missing)}")
         return report
