@@ -51,7 +51,7 @@ def test_example_config_loads_and_its_gates_become_tfma_thresholds():
     assert len(metrics["false_positive_rate@0.5"].cross_slice_thresholds) == 1
     assert "FairnessIndicators" in {metric.class_name for metric in metrics.values()}
     assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [[], ["sex"], ["race"], ["sex", "race"]]
-    assert eval_config.options.min_slice_size.value == 50
+    assert eval_config.options.min_slice_size.value == 100
 
 
 @pytest.mark.parametrize("gate, message", [
@@ -114,9 +114,9 @@ def test_small_slices_are_reported_with_their_metrics_but_not_gated(fair_run):
     with (evaluation_folder(config) / REPORT_CSV).open(newline="") as handle:
         rows = {row["slice"]: row for row in csv.DictReader(handle)}
     small = rows["race=Other"]
-    assert int(small["examples"]) < 50 and small["gated"] == "False"
+    assert int(small["examples"]) < 100 and small["gated"] == "False"
     assert small["auc"] != "" and small["false_positive_rate@0.5"] != ""   # reported all the same
-    assert rows["sex=Male"]["gated"] == "True" and int(rows["sex=Male"]["examples"]) >= 50
+    assert rows["sex=Male"]["gated"] == "True" and int(rows["sex=Male"]["examples"]) >= 100
     assert any(entry.startswith("race=Other (") for entry in summary["model_gate"]["fairness"]["not_gated"])
     thresholds = tfma.load_validation_result(str(evaluation_folder(config)))
     checked = {tuple(sorted(d.slicing_spec.feature_values.items())) for d in thresholds.validation_details.slicing_details}
