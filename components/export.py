@@ -13,7 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.features import serving_feature_spec
+from components.features import feature_values, serving_feature_spec
 
 RAW_SIGNATURE = "serving_raw"
 TRANSFORM_SIGNATURE = "transform_features"
@@ -94,9 +94,7 @@ def raw_inputs(examples: list[tf.train.Example], raw_spec: dict, settings: dict)
         name, dtype = feature["name"], raw_spec[feature["name"]].dtype
         column = []
         for example in examples:
-            value = example.features.feature.get(name)
-            kind = value.WhichOneof("kind") if value is not None else None
-            values = list(getattr(value, kind).value) if kind else []
+            values = feature_values(example.features.feature.get(name))
             column.append(values[0] if values else missing_value(feature, dtype))
         inputs[name] = np.array(column, dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
     return inputs

@@ -27,6 +27,8 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.features import feature_values
+
 REPORT_JSON = "fairness.json"
 REPORT_CSV = "fairness.csv"
 REPORT_PNG = "fairness.png"
@@ -35,14 +37,6 @@ FAIRNESS_PREFIX = "fairness_indicators_metrics/"
 
 def slice_name(keys, values) -> str:
     return ", ".join(f"{key}={value}" for key, value in zip(keys, values))
-
-
-def _values(feature) -> list:
-    kind = feature.WhichOneof("kind") if feature is not None else None
-    if kind is None:
-        return []
-    values = list(getattr(feature, kind).value)
-    return [value.decode("utf-8", "replace") for value in values] if kind == "bytes_list" else values
 
 
 def count_slices(examples, splits: list[str], slicings: list[tuple[str, ...]]) -> dict[tuple, collections.Counter]:
@@ -55,7 +49,7 @@ def count_slices(examples, splits: list[str], slicings: list[tuple[str, ...]]) -
         for record in tf.data.TFRecordDataset(path, compression_type=compression):
             features = tf.train.Example.FromString(record.numpy()).features.feature
             for keys in slicings:
-                for values in itertools.product(*(_values(features.get(key)) for key in keys)):
+                for values in itertools.product(*(feature_values(features.get(key)) for key in keys)):
                     counts[keys][values] += 1
     return counts
 

@@ -20,6 +20,15 @@ def serving_feature_spec(raw_feature_spec: dict, settings: dict) -> dict:
     return {name: spec for name, spec in raw_feature_spec.items() if name not in dropped}
 
 
+def feature_values(feature) -> list:
+    """The values of one tf.train.Feature (None or empty: no values), strings decoded."""
+    kind = feature.WhichOneof("kind") if feature is not None else None
+    if kind is None:
+        return []
+    values = list(getattr(feature, kind).value)
+    return [value.decode("utf-8", "replace") for value in values] if kind == "bytes_list" else values
+
+
 def as_dense(tensor, fill_value=None):
     """A rank-1 tensor with one value per example; missing values (sparse entries) take fill_value."""
     if fill_value is None:

@@ -16,7 +16,7 @@ from tfx_bsl.public import tfxio
 from tensorflow.python.autograph.core import config as autograph_config
 
 from components import export
-from components.features import CATEGORICAL_TREATMENTS, serving_feature_spec, transformed_name
+from components.features import CATEGORICAL_TREATMENTS, feature_values, serving_feature_spec, transformed_name
 
 # TF 2.16's AutoGraph leaves `keras` alone but not `tf_keras`: it rewrote some 1,500 Keras internals
 # on every fit, 25 s before the first step. Later TF releases carry this same rule.
@@ -100,12 +100,8 @@ def _write_canary(fn_args, model, tf_transform_output, settings, signature):
     rows = []
     for example_bytes, probability in zip(serialized, probabilities):
         example = tf.train.Example.FromString(example_bytes)
-        features = {}
-        for name, value in example.features.feature.items():
-            kind = value.WhichOneof("kind")
-            values = list(getattr(value, kind).value) if kind else []
-            if values:
-                features[name] = values[0].decode() if kind == "bytes_list" else values[0]
+        features = {name: values[0] for name, value in example.features.feature.items()
+                    if (values := feature_values(value))}
         rows.append({"features": features, "probability": float(probability)})
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CANARY_FILE), "w") as handle:
         json.dump({"signature": signature, "rows": rows}, handle, indent=1)
