@@ -13,9 +13,12 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
+from components.contracts import PUSHED_KEY
+
 # Input (and output) keys of the resolver node.
-MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS = (
-    "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics")
+MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS, VERDICTS = (
+    "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics",
+    "verdicts")
 ROLLED_BACK_KEY = "rolled_back"  # set on a Model by `python -m pipeline rollback`
 
 
@@ -45,7 +48,8 @@ def _span(artifact: types.Artifact) -> int:
 class BlessedModelLineage(resolver.ResolverStrategy):
     """Latest blessed model (blessed by the Evaluator and by serving validation, and not rolled back),
     its transform graph, training examples, the examples its graph was analysed on, and the
-    statistics of the newest span it was trained on. Empty lists before any model is blessed."""
+    statistics of the newest span it was trained on; empty lists before any model is blessed. And the
+    verdicts of the candidates rejected since that model (all rejected ones before any is blessed)."""
 
     def resolve_artifacts(self, store, input_dict):
         def blessed(key):
@@ -57,6 +61,9 @@ class BlessedModelLineage(resolver.ResolverStrategy):
                          and not (m.has_custom_property(ROLLED_BACK_KEY) and m.get_int_custom_property(ROLLED_BACK_KEY))),
                         key=lambda m: m.id)
         result = {key: [] for key in input_dict}
+        since = models[-1].id if models else 0
+        result[VERDICTS] = [v for v in input_dict.get(VERDICTS, [])
+                            if v.id > since and not v.get_int_custom_property(PUSHED_KEY)]
         if not models:
             return result
         model = models[-1]

@@ -27,12 +27,13 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import exact_auc
 from components.features import feature_values
+from components.validation_result import display_name
 
 REPORT_JSON = "fairness.json"
 REPORT_CSV = "fairness.csv"
 REPORT_PNG = "fairness.png"
-FAIRNESS_PREFIX = "fairness_indicators_metrics/"
 
 
 def slice_name(keys, values) -> str:
@@ -179,10 +180,6 @@ class FairnessEvaluator(tfx.components.Evaluator):
 
 # --- the per-slice report -----------------------------------------------------------------------
 
-def display_name(metric_name: str) -> str:
-    return metric_name.removeprefix(FAIRNESS_PREFIX)
-
-
 def report_rows(evaluation_uri: str, counts: dict[tuple, collections.Counter], min_size: int) -> list[dict]:
     """One row per slice of each slicing: its size, whether it was gated, and the candidate's metrics."""
     metrics_by_slice = {}
@@ -212,7 +209,7 @@ def report_rows(evaluation_uri: str, counts: dict[tuple, collections.Counter], m
 def gated_metric_name(metric: tfma.MetricConfig) -> str:
     """The key a MetricConfig's thresholds hold on: its configured name, else its class's default name."""
     name = json.loads(metric.config or "{}").get("name")
-    return name or {"AUC": "auc", "ExampleCount": "example_count"}.get(metric.class_name, metric.class_name)
+    return name or {"ExactAUC": exact_auc.NAME, "ExampleCount": "example_count"}.get(metric.class_name, metric.class_name)
 
 
 def _gates(eval_config: tfma.EvalConfig) -> tuple[dict, dict]:

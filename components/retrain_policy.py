@@ -1,11 +1,17 @@
 """RetrainPolicy: decides, for the newest span, to skip, fine-tune or fully retrain, and says why.
 
 The decision is an artifact (RetrainDecision) whose custom property `mode` drives the Cond
-blocks of the pipeline; `reasons` (JSON list of sentences) goes to ML Metadata and the summary.
-  - skip:         the data gate blocked the span; or the span is not newer than the blessed
-                  model's data; or the policy is `never` and a model is blessed;
-  - full_retrain: no blessed model yet, policy `always_full`, a schema change, drift over a
-                  threshold, or `full_retrain_every_n_spans` spans since the graph was analysed;
+blocks of the pipeline; `reasons` (JSON list of sentences), the model that serves and the spans it
+lags, and the span's rejected candidates go to ML Metadata and the summary.
+  - skip:         the data gate blocked the span; or a full retrain on this span was rejected under
+                  the same settings (it would only be rejected again: the served model stays until a
+                  new span arrives, or the settings change);
+                  or the span is not newer than the blessed model's data; or the policy is `never`
+                  and a model is blessed;
+  - full_retrain: no blessed model yet, a fine-tuned candidate for this span was rejected under the
+                  same settings (escalation),
+                  policy `always_full`, a schema change, drift over a threshold, or
+                  `full_retrain_every_n_spans` spans since the graph was analysed;
   - fine_tune:    otherwise: warm start from the blessed model through its own transform graph.
 """
 import json
@@ -18,29 +24,35 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from components.blessed_lineage import spans
+from components.contracts import (FINE_TUNE, FULL_RETRAIN, MODE_KEY, REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY,
+                                  RUN_KEY, SERVING_KEY, SETTINGS_DIGEST_KEY, SKIP, SPAN_KEY, RetrainDecision, Verdict)
 from components.data_gate import BLESSED_KEY, DataGateResult
 from components.drift_check import DriftReport
 
-MODE_KEY = "mode"
-SKIP, FINE_TUNE, FULL_RETRAIN = "skip", "fine_tune", "full_retrain"
 
-
-class RetrainDecision(types.Artifact):
-    """How this run retrains (custom property `mode`) and why (`reasons`)."""
-
-    TYPE_NAME = "RetrainDecision"
+def _rejected_runs(rejected: list[dict]) -> str:
+    return "; ".join(f"run {r['run_id']}: {', '.join(g['gate'] + ' gate' for g in r['rejections'])}" for r in rejected)
 
 
 def decide(policy: str, every_n: int, span: int, baseline_spans: list[int], analysed_spans: list[int],
-           schema_changed: bool, drifted: list[str], data_blocked: bool = False) -> tuple[str, list[str]]:
+           schema_changed: bool, drifted: list[str], data_blocked: bool = False,
+           rejected: list[dict] = ()) -> tuple[str, list[str]]:
+    """`rejected`: this span's rejected candidates, {"run_id", "mode", "rejections"} each."""
     if data_blocked:
         return SKIP, [f"the data gate blocked span {span}"]
+    by_mode = {mode: [r for r in rejected if r["mode"] == mode] for mode in (FINE_TUNE, FULL_RETRAIN)}
+    if by_mode[FULL_RETRAIN]:
+        return SKIP, [f"a full retrain on span {span} was rejected ({_rejected_runs(by_mode[FULL_RETRAIN])}); "
+                      f"the served model stays until a new span arrives"]
     if not baseline_spans:
         return FULL_RETRAIN, ["no blessed model yet"]
     if span <= max(baseline_spans):
         return SKIP, [f"span {span} is not newer than the blessed model's data (spans {baseline_spans})"]
     if policy == "never":
         return SKIP, ["retraining.policy is 'never': the blessed model stays"]
+    if by_mode[FINE_TUNE]:
+        return FULL_RETRAIN, [f"the fine-tuned candidate for span {span} was rejected "
+                              f"({_rejected_runs(by_mode[FINE_TUNE])}): escalating to a full retrain"]
     if policy == "always_full":
         return FULL_RETRAIN, ["retraining.policy is 'always_full'"]
     reasons = []
@@ -54,6 +66,15 @@ def decide(policy: str, every_n: int, span: int, baseline_spans: list[int], anal
     if reasons:
         return FULL_RETRAIN, reasons
     return FINE_TUNE, [f"span {span} is new and no feature drifted over its threshold"]
+
+
+def rejected_on(verdicts: list[types.Artifact], span: int, settings_digest: str) -> list[dict]:
+    """The rejected candidates (verdicts) made for this span under these settings, oldest first."""
+    return [{"run_id": v.get_string_custom_property(RUN_KEY), "mode": v.get_string_custom_property(MODE_KEY),
+             "rejections": json.loads(v.get_string_custom_property(REJECTIONS_KEY) or "[]")}
+            for v in sorted(verdicts, key=lambda v: v.id)
+            if v.get_int_custom_property(SPAN_KEY) == span
+            and v.get_string_custom_property(SETTINGS_DIGEST_KEY) == settings_digest]
 
 
 class Executor(base_executor.BaseExecutor):
@@ -70,28 +91,41 @@ class Executor(base_executor.BaseExecutor):
                 artifact_utils.get_single_uri(input_dict["schema"])))
             schema_changed = tft.TFTransformOutput(graphs[0].uri).raw_metadata.schema != schema
         gate = artifact_utils.get_single_instance(input_dict["data_gate"])
+        baseline_spans = spans(input_dict.get("baseline_examples") or [])
+        digest = exec_properties["settings_digest"]
+        rejected = rejected_on(input_dict.get("rejected_verdicts") or [], span, digest)
         mode, reasons = decide(
             exec_properties["policy"], exec_properties["full_retrain_every_n_spans"], span,
-            spans(input_dict.get("baseline_examples") or []), spans(input_dict.get("analysed_examples") or []),
-            schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1)
+            baseline_spans, spans(input_dict.get("analysed_examples") or []),
+            schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1, rejected=rejected)
+        models = input_dict.get("baseline_model") or []
+        serving = {"model_id": models[0].id if models else None, "model_uri": models[0].uri if models else None,
+                   "trained_on_spans": baseline_spans,
+                   "lags_span": span if not baseline_spans or span > max(baseline_spans) else None}
         decision.set_string_custom_property(MODE_KEY, mode)
-        decision.set_string_custom_property("reasons", json.dumps(reasons))
-        decision.set_int_custom_property("span", span)
+        decision.set_string_custom_property(REASONS_KEY, json.dumps(reasons))
+        decision.set_int_custom_property(SPAN_KEY, span)
+        decision.set_string_custom_property(SERVING_KEY, json.dumps(serving))
+        decision.set_string_custom_property(REJECTED_KEY, json.dumps(rejected))
+        decision.set_string_custom_property(SETTINGS_DIGEST_KEY, digest)
 
 
 class RetrainPolicySpec(types.ComponentSpec):
     PARAMETERS = {
         "policy": ExecutionParameter(type=str),
         "full_retrain_every_n_spans": ExecutionParameter(type=int),
+        "settings_digest": ExecutionParameter(type=str),   # PipelineConfig.candidate_settings_digest
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "schema": ChannelParameter(type=standard_artifacts.Schema),
         "data_gate": ChannelParameter(type=DataGateResult),
         "drift_report": ChannelParameter(type=DriftReport),
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         "baseline_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
         "analysed_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
         "baseline_transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph, optional=True),
+        "rejected_verdicts": ChannelParameter(type=Verdict, optional=True),
     }
     OUTPUTS = {"decision": ChannelParameter(type=RetrainDecision)}
 
@@ -100,12 +134,14 @@ class RetrainPolicy(base_component.BaseComponent):
     SPEC_CLASS = RetrainPolicySpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, examples, schema, data_gate, drift_report, baseline_examples, analysed_examples,
-                 baseline_transform_graph, policy: str, full_retrain_every_n_spans: int):
+    def __init__(self, examples, schema, data_gate, drift_report, baseline_model, baseline_examples, analysed_examples,
+                 baseline_transform_graph, rejected_verdicts, policy: str, full_retrain_every_n_spans: int,
+                 settings_digest: str):
         super().__init__(spec=RetrainPolicySpec(
             examples=examples, schema=schema, data_gate=data_gate, drift_report=drift_report,
-            baseline_examples=baseline_examples,
+            baseline_model=baseline_model, baseline_examples=baseline_examples,
             analysed_examples=analysed_examples, baseline_transform_graph=baseline_transform_graph,
-            policy=policy, full_retrain_every_n_spans=full_retrain_every_n_spans,
+            rejected_verdicts=rejected_verdicts,
+            policy=policy, full_retrain_every_n_spans=full_retrain_every_n_spans, settings_digest=settings_digest,
             decision=types.Channel(type=RetrainDecision),
         ))

@@ -5,7 +5,7 @@ here the SavedModel is loaded in a fresh Python process (components.serving_chec
 is replayed and the Trainer's canary rows go through both serving signatures as
 `tensorflow_serving.apis` PredictRequests. The outcome is a standard InfraBlessing (`blessed` 1/0),
 which TFX's Pusher already refuses to push without; `serving_validation.json` holds the load time,
-latencies and every problem, and `reason` says why a model was refused.
+latencies and every problem, and SERVING_REASON_KEY says why a model was refused.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from components.contracts import SERVING_REASON_KEY
 from components.trainer import CANARY_FILE
 
 REPORT_FILE = "serving_validation.json"
 BLESSED_KEY = "blessed"  # what TFX's Pusher reads (model_utils.is_infra_validated)
-REASON_KEY = "reason"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -70,7 +70,7 @@ class Executor(base_executor.BaseExecutor):
         io_utils.write_string_file(os.path.join(blessing.uri, REPORT_FILE), json.dumps(report, indent=1))
         io_utils.write_string_file(os.path.join(blessing.uri, "INFRA_NOT_BLESSED" if problems else "INFRA_BLESSED"), "")
         blessing.set_int_custom_property(BLESSED_KEY, 0 if problems else 1)
-        blessing.set_string_custom_property(REASON_KEY, "; ".join(problems))
+        blessing.set_string_custom_property(SERVING_REASON_KEY, "; ".join(problems))
         for key in ("load_seconds", "latency_ms_p50", "latency_ms_p99"):
             if key in report:
                 blessing.set_float_custom_property(key, report[key])

@@ -66,11 +66,14 @@ def build_model(settings, tf_transform_output, model_settings):
             inputs[name] = keras.Input(shape=(), name=name, dtype=tf.float32)
             encoded.append(keras.layers.Reshape((1,), name=f"{name}_column")(inputs[name]))
     hidden = keras.layers.Concatenate(name="features")(encoded)
+    # Weight decay: without it the model drives the logits of separable rows (Cash trips: no tip recorded)
+    # towards -infinity, scores of 1e-12 that rank as ties.
+    regularizer = keras.regularizers.L2(model_settings["l2"]) if model_settings["l2"] else None
     for index, units in enumerate(model_settings["hidden_units"]):
-        hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+        hidden = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"hidden_{index}")(hidden)
         if model_settings["dropout"]:
             hidden = keras.layers.Dropout(model_settings["dropout"], name=f"dropout_{index}")(hidden)
-    probability = keras.layers.Dense(1, activation="sigmoid", name="probability")(hidden)
+    probability = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="probability")(hidden)
     model = keras.Model(inputs=inputs, outputs=probability)
     _compile(model, model_settings["learning_rate"])
     return model
@@ -114,7 +117,20 @@ def _weights_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _fine_tune(fn_args, config, train):
+def _fit(model, train, evaluation, steps, fn_args, config, callbacks=()):
+    """`steps` as training.epochs epochs, each ending with the loss on the eval split; with early stopping,
+    training stops once that loss has not fallen for `early_stopping_patience` epochs, and the weights of
+    the epoch with the lowest loss are kept."""
+    epochs = config["epochs"]
+    callbacks = list(callbacks)
+    if config["early_stopping_patience"]:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config["early_stopping_patience"], restore_best_weights=True))
+    return model.fit(train, epochs=epochs, steps_per_epoch=steps // epochs, validation_data=evaluation,
+                     validation_steps=fn_args.eval_steps, callbacks=callbacks, verbose=0).history
+
+
+def _fine_tune(fn_args, config, train, evaluation):
     """Warm start: the blessed model's weights, frozen layers first, then optionally all layers."""
     settings = config["fine_tune"]
     model = keras.models.load_model(fn_args.base_model, compile=False)
@@ -132,7 +148,7 @@ def _fine_tune(fn_args, config, train):
         for layer in model.layers:
             layer.trainable = layer.name not in frozen
         _compile(model, settings["learning_rate"])
-        for key, values in model.fit(train, steps_per_epoch=steps, verbose=0).history.items():
+        for key, values in _fit(model, train, evaluation, steps, fn_args, config).items():
             history.setdefault(key, []).extend(values)
     warm_start = {"base_model": fn_args.base_model, "base_weights_sha256": start,
                   "frozen_layers": settings["frozen_layers"], "phases": [steps for _, steps in phases]}
@@ -149,23 +165,17 @@ def run_fn(fn_args: tfx.components.FnArgs):
     batch_size = config["batch_size"]
     train = _training_dataset(
         _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle=True), tft_layer, settings)
+    evaluation = _training_dataset(
+        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), tft_layer, settings)
 
     if config.get("mode") == "fine_tune":
-        model, history, warm_start = _fine_tune(fn_args, config, train)
+        model, history, warm_start = _fine_tune(fn_args, config, train, evaluation)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
             json.dump(warm_start, handle, indent=1)
     else:
         model = build_model(settings, tf_transform_output, config["model"])
-        evaluation = _training_dataset(
-            _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), tft_layer, settings)
-        history = model.fit(
-            train,
-            steps_per_epoch=fn_args.train_steps,
-            validation_data=evaluation,
-            validation_steps=fn_args.eval_steps,
-            callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-            verbose=0,
-        ).history
+        history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, config,
+                       [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")])
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
 

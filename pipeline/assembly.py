@@ -1,6 +1,7 @@
 """Builds the TFX pipeline from the config, in the data's own order:
 ingest → validate (data gate) → drift check → retraining policy → transform + train, or
-fine-tune → evaluate (model gate) → serving validation (serving gate) → push.
+fine-tune → evaluate (model gate) → serving validation (serving gate) → push → the candidate's
+verdict (read by the next runs' retraining policy).
 """
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import json
 import os
 import shutil
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from fairness_indicators import fairness_indicators_metrics
 from tfx import v1 as tfx
 from tfx.types import channel, standard_artifacts
 
+from components import exact_auc
 from components.blessed_lineage import BlessedModelLineage
+from components.candidate_verdict import CandidateVerdict
+from components.contracts import FINE_TUNE, FULL_RETRAIN, MODE_KEY, SKIP, Verdict
 from components.data_gate import BLESSED_KEY, DataGate
-from components.drift_check import DriftCheck
+from components.drift_check import STATISTICS_QUANTILES, DriftCheck
 from components.fairness_evaluator import FairnessEvaluator
 from components.pusher import AtomicPusher
-from components.retrain_policy import FINE_TUNE, FULL_RETRAIN, MODE_KEY, SKIP, RetrainPolicy
+from components.retrain_policy import RetrainPolicy
 from components.serving_validator import ServingValidator
 from pipeline.config import PipelineConfig
 
@@ -102,6 +107,11 @@ def curated_schema_file(config: PipelineConfig) -> str:
     return str(target)
 
 
+def statistics_options() -> tfdv.StatsOptions:
+    """StatisticsGen's options: quantile histograms fine enough for DriftCheck's quantile buckets."""
+    return tfdv.StatsOptions(num_quantiles_histogram_buckets=STATISTICS_QUANTILES)
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 
 RATE_METRICS = {  # a gated rate of pipeline.yaml's fairness section -> TFMA's metric class for it
@@ -123,7 +133,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     metrics = []
     for name in ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
                  "CalibrationPlot", "MeanLabel", "MeanPrediction"):
-        metric = tfma.MetricConfig(class_name=name, config=_json(metric_args.get(name)))
+        if name == "AUC":  # exact: TFMA's own AUC ties every saturated score in its lowest bin (components/exact_auc.py)
+            metric = tfma.MetricConfig(class_name=exact_auc.ExactAUC.__name__, module=exact_auc.__name__)
+        else:
+            metric = tfma.MetricConfig(class_name=name, config=_json(metric_args.get(name)))
         if name in gates:
             metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()], threshold=_threshold(gates[name]))
         metrics.append(metric)
@@ -133,7 +146,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     # TFMA thresholds hold on the keys of the MetricConfig they sit in, and Fairness Indicators' keys are
     # its sub-metrics: so a gated rate is also computed alone, by TFMA's metric of that rate at that threshold.
     by_class = {metric.class_name: metric for metric in metrics}
-    gated = {"auc": by_class["AUC"], "example_count": by_class["ExampleCount"]}
+    gated = {exact_auc.NAME: by_class[exact_auc.ExactAUC.__name__], "example_count": by_class["ExampleCount"]}
     for gate in [*fairness.slice_gates, *fairness.gap_gates]:
         if gate.metric not in gated:
             rate, threshold = gate.metric.split("@", 1)
@@ -194,7 +207,8 @@ def _threshold(gate) -> tfma.MetricThreshold:
 # --- the whole pipeline -------------------------------------------------------------------------
 
 def blessed_model(config: PipelineConfig):
-    """The latest blessed model and, through ML Metadata lineage, the data and graph it came from."""
+    """The latest blessed model and, through ML Metadata lineage, the data and graph it came from; and
+    the verdicts of the candidates rejected since."""
     return tfx.dsl.Resolver(
         strategy_class=BlessedModelLineage,
         model=tfx.dsl.Channel(type=standard_artifacts.Model),
@@ -204,6 +218,7 @@ def blessed_model(config: PipelineConfig):
         examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
         analysed_examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
         statistics=tfx.dsl.Channel(type=standard_artifacts.ExampleStatistics),
+        verdicts=tfx.dsl.Channel(type=Verdict),
     ).with_id("blessed_model")
 
 
@@ -215,6 +230,8 @@ def trainer_config(config: PipelineConfig, mode: str) -> dict:
         "fine_tune": config.retraining.fine_tune.model_dump(),
         "batch_size": config.training.batch_size,
         "seed": config.training.seed,
+        "epochs": config.training.epochs,
+        "early_stopping_patience": config.training.early_stopping_patience,
         "decision_threshold": config.evaluation.decision_threshold,
         "serving": {"model_name": config.serving.model_name, "warmup_rows": config.serving.warmup_rows},
     }
@@ -224,7 +241,7 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
     """The pipeline for one run on `span`, the newest complete span."""
     # ingest and validate: every run
     ingest = example_gen(config, span)
-    statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
+    statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"], stats_options=statistics_options())
     schema = tfx.components.ImportSchemaGen(schema_file=curated_schema_file(config))
     validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"])
@@ -240,22 +257,21 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
         statistics=statistics.outputs["statistics"],
         schema=schema.outputs["schema"],
         baseline_statistics=blessed.outputs["statistics"],
-        features=[feature.name for feature in config.features],
-        thresholds=retraining.drift.thresholds,
-        default_threshold=retraining.drift.default_threshold,
-        skew_threshold=retraining.drift.skew_threshold,
-        serving_logs=str(config.path(retraining.drift.serving_logs)) if retraining.drift.serving_logs else None,
+        settings=config.drift_settings(),
     )
     policy = RetrainPolicy(
         examples=ingest.outputs["examples"],
         schema=schema.outputs["schema"],
         data_gate=data_gate.outputs["result"],
         drift_report=drift.outputs["report"],
+        baseline_model=blessed.outputs["model"],
         baseline_examples=blessed.outputs["examples"],
         analysed_examples=blessed.outputs["analysed_examples"],
         baseline_transform_graph=blessed.outputs["transform_graph"],
+        rejected_verdicts=blessed.outputs["verdicts"],
         policy=retraining.policy,
         full_retrain_every_n_spans=retraining.full_retrain_every_n_spans,
+        settings_digest=config.candidate_settings_digest(),
     )
     window, window_examples = training_window(config, ingest)
     components += [drift, policy] + window
@@ -319,7 +335,14 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
                     filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
                 custom_config={"serving": config.serving.model_dump()},
             ).with_id("Pusher")
-            components += [evaluator, serving_check, pusher]
+            verdict = CandidateVerdict(
+                decision=policy.outputs["decision"],
+                model_blessing=evaluator.outputs["blessing"],
+                evaluation=evaluator.outputs["evaluation"],
+                infra_blessing=serving_check.outputs["blessing"],
+                pushed_model=pusher.outputs["pushed_model"],
+            )
+            components += [evaluator, serving_check, pusher, verdict]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,

@@ -1,6 +1,8 @@
 """pipeline.yaml: the one place users change behaviour. Validated before any component starts."""
 from __future__ import annotations
 
+import hashlib
+import json
 import pathlib
 import re
 from typing import Annotated, Literal, Optional, Union
@@ -93,6 +95,7 @@ class ModelSection(Section):
     hidden_units: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 32]
     learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    l2: Annotated[float, Field(ge=0.0)] = 0.001      # weight decay on the dense layers' kernels
 
 
 class TrainingSection(Section):
@@ -100,6 +103,8 @@ class TrainingSection(Section):
     eval_steps: PositiveInt = 100
     batch_size: PositiveInt = 40
     seed: Annotated[int, Field(ge=0)] = 42   # weights' initialisation and shuffling: same data, same model
+    epochs: PositiveInt = 10                 # the steps (full training and fine-tuning) run as this many epochs
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 2   # epochs without a lower eval loss (0: no early stop)
 
 
 class Gate(Section):
@@ -245,15 +250,29 @@ class ServingSection(Section):
     validation: ServingValidation = ServingValidation()
 
 
-class DriftSettings(Section):
-    """Distance of the newest span from the data the blessed model was trained on, per feature.
+Threshold = Optional[Annotated[float, Field(gt=0.0)]]
 
-    TFDV's comparators: L-infinity distance for string features, approximate Jensen-Shannon
-    divergence for numeric ones. A feature over its threshold makes the policy retrain fully.
+
+class DriftThresholds(Section):
+    """A feature drifts when any of its measures is over its threshold; null: measured and reported only.
+
+    l_infinity applies to string features; psi to every numeric one; location and scale to numeric
+    features that are not used as categories (treatment identity). See components/drift_check.py.
     """
 
-    default_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
-    thresholds: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]] = {}
+    l_infinity: Threshold = 0.25
+    psi: Threshold = 0.1
+    location: Threshold = 0.15
+    scale: Threshold = 0.3
+
+
+class DriftSettings(Section):
+    """Distance of the newest span from the newest span the blessed model was trained on, per feature."""
+
+    quantile_buckets: Annotated[int, Field(ge=2, le=50)] = 10   # numeric features: the baseline's quantile buckets
+    significance: Annotated[float, Field(ge=0.0)] = 4.0   # noise limit, in standard deviations (0: thresholds alone)
+    thresholds: DriftThresholds = DriftThresholds()
+    features: dict[str, DriftThresholds] = {}   # per feature: only the measures written here replace the defaults
     serving_logs: Optional[str] = None   # folder of logged serving requests (CSV) for a training/serving skew check
     skew_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
 
@@ -321,9 +340,23 @@ class PipelineConfig(Section):
             raise ValueError(f"features listed twice: {', '.join(duplicates)}")
         if self.label.source in names:
             raise ValueError(f"label.source {self.label.source!r} is also a model feature: it would leak the label")
-        unknown = sorted(set(self.retraining.drift.thresholds) - set(names))
+        drift = self.retraining.drift
+        unknown = sorted(set(drift.features) - set(names))
         if unknown:
-            raise ValueError(f"retraining.drift.thresholds names features that are not in 'features': {', '.join(unknown)}")
+            raise ValueError(f"retraining.drift.features names features that are not in 'features': {', '.join(unknown)}")
+        for feature in self.features:
+            measures = DRIFT_MEASURES[drift_kind(feature)]
+            misplaced = sorted(drift.features.get(feature.name, DriftThresholds()).model_fields_set - set(measures))
+            if misplaced:
+                raise ValueError(f"retraining.drift.features.{feature.name}: {', '.join(misplaced)} does not apply to a "
+                                 f"{drift_kind(feature)} feature (its measures: {', '.join(measures)})")
+        epochs = self.training.epochs
+        for key, steps in (("training.train_steps", self.training.train_steps),
+                           ("retraining.fine_tune.train_steps", self.retraining.fine_tune.train_steps),
+                           ("retraining.fine_tune.unfrozen_steps", self.retraining.fine_tune.unfrozen_steps)):
+            if steps % epochs:
+                raise ValueError(f"{key} ({steps}) is not a multiple of training.epochs ({epochs}): "
+                                 f"every epoch runs the same number of steps")
         return self
 
     def path(self, value: str) -> pathlib.Path:
@@ -345,6 +378,38 @@ class PipelineConfig(Section):
             "features": [feature.model_dump() for feature in self.features],
             "label": self.label.model_dump(),
         }
+
+
+    def candidate_settings_digest(self) -> str:
+        """Digest of what a candidate and its gates depend on: a rejected candidate counts (escalation) only
+        for runs with the same digest, so a changed gate or model gets a new attempt on the same span."""
+        relevant = {"features": [feature.model_dump(mode="json") for feature in self.features]}
+        for key, section in (("label", self.label), ("model", self.model), ("training", self.training),
+                             ("evaluation", self.evaluation), ("fairness", self.fairness),
+                             ("fine_tune", self.retraining.fine_tune), ("serving_validation", self.serving.validation)):
+            relevant[key] = section.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def drift_settings(self) -> dict:
+        """DriftCheck's settings: each feature's kind and thresholds, the defaults overridden per feature."""
+        drift = self.retraining.drift
+        features = {}
+        for feature in self.features:
+            override = drift.features.get(feature.name, DriftThresholds())
+            features[feature.name] = {"kind": drift_kind(feature), "thresholds": {
+                measure: getattr(override if measure in override.model_fields_set else drift.thresholds, measure)
+                for measure in DRIFT_MEASURES[drift_kind(feature)]}}
+        return {"quantile_buckets": drift.quantile_buckets, "significance": drift.significance, "features": features,
+                "serving_logs": str(self.path(drift.serving_logs)) if drift.serving_logs else None,
+                "skew_threshold": drift.skew_threshold}
+
+
+def drift_kind(feature: Feature) -> str:
+    """How DriftCheck measures a feature: string, category (integers used as categories) or numeric."""
+    return {"vocabulary": "string", "identity": "category"}.get(feature.treatment, "numeric")
+
+
+DRIFT_MEASURES = {"string": ("l_infinity",), "category": ("psi",), "numeric": ("psi", "location", "scale")}
 
 
 def _describe(error: dict) -> str:

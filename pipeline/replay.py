@@ -98,15 +98,31 @@ def replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Pa
             row = {
                 "policy": policy, "span": span, "exit_code": completed.returncode,
                 "decision": (summary.get("retraining") or {}).get("mode", summary.get("status", "failed")),
+                "outcome": outcome(summary),
                 "pushed": bool(summary.get("push", {}).get("pushed")),
                 "seconds": round(seconds, 1), "next_span": next_span,
                 "next_span_auc": None if auc is None else round(auc, 4),
             }
             rows.append(row)
-            echo(f"  {policy:<12} span {span:>2}: {row['decision']:<13} exit {row['exit_code']}  {row['seconds']:6.1f} s"
+            echo(f"  {policy:<12} span {span:>2}: {row['decision']:<13} {row['outcome']:<20} exit {row['exit_code']}  "
+                 f"{row['seconds']:6.1f} s"
                  + (f"  AUC on span {next_span}: {row['next_span_auc']}" if auc is not None else ""))
     (output / "replay.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def outcome(summary: dict) -> str:
+    """What became of a run: pushed, blocked (by which gate), no candidate (skip), or failed."""
+    if not summary or summary.get("status") == "failed":
+        return "failed"
+    if summary.get("status") == "data_blocked":
+        return "blocked: data gate"
+    if summary.get("push", {}).get("pushed"):
+        return "pushed"
+    rejections = (summary.get("verdict") or {}).get("rejections") or []
+    if rejections:
+        return "blocked: " + ", ".join(f"{r['gate']} gate" for r in rejections)
+    return "no candidate"
 
 
 def totals(rows: list[dict]) -> dict[str, dict]:
@@ -120,6 +136,7 @@ def totals(rows: list[dict]) -> dict[str, dict]:
             "mean_next_span_auc": round(sum(aucs) / len(aucs), 4) if aucs else None,
             "total_seconds": round(sum(row["seconds"] for row in mine), 1),
             "decisions": {d: sum(1 for row in mine if row["decision"] == d) for d in dict.fromkeys(r["decision"] for r in mine)},
+            "outcomes": {o: sum(1 for row in mine if row["outcome"] == o) for o in dict.fromkeys(r["outcome"] for r in mine)},
         }
     return result
 
@@ -132,6 +149,7 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         entry = by_span.setdefault(row["span"], {"span": row["span"], "scored on": row["next_span"]})
         entry[f"{row['policy']} decision"] = row["decision"]
+        entry[f"{row['policy']} outcome"] = row["outcome"]
         entry[f"{row['policy']} AUC"] = row["next_span_auc"]
         entry[f"{row['policy']} s"] = row["seconds"]
     per_span = tabulate(list(by_span.values()), headers="keys", floatfmt=".4f", missingval="-")

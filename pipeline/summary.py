@@ -7,33 +7,13 @@ from dataclasses import asdict
 
 from components.data_gate import BLESSED_KEY, PROBLEMS_FILE
 from components.drift_check import REPORT_FILE
-from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG, display_name
-from components.retrain_policy import MODE_KEY, SKIP
-from components.serving_validator import REASON_KEY
+from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG
+from components.contracts import (FINE_TUNE, FULL_RETRAIN, MODE_KEY, PUSHED_KEY, REASONS_KEY, REJECTED_KEY,
+                                  REJECTIONS_KEY, SERVING_KEY, SERVING_REASON_KEY, SKIP)
 from components.serving_validator import REPORT_FILE as SERVING_REPORT_FILE
+from components.validation_result import CHANGE, OVERALL, describe_failure, display_name, gate_failures, slice_name
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
-
-OVERALL = "Overall"
-CHANGE = " (change vs baseline)"
-GAP = " (difference between the slices)"
-
-
-def _slice_name(slice_key) -> str:
-    parts = []
-    for single in slice_key.single_slice_keys:
-        value = getattr(single, single.WhichOneof("kind")) if single.WhichOneof("kind") else None
-        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts) or OVERALL
-
-
-def _validated_slice_name(per_slice) -> str:
-    """A slice, or for a cross-slice gate the two slices whose difference was checked."""
-    if per_slice.HasField("cross_slice_key"):
-        cross = per_slice.cross_slice_key
-        return f"{_slice_name(cross.baseline_slice_key)} vs {_slice_name(cross.comparison_slice_key)}"
-    return _slice_name(per_slice.slice_key)
-
 
 def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """Candidate model's scalar metrics per slice, read from TFMA's output."""
@@ -43,7 +23,7 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         if metrics_for_slice.HasField("cross_slice_key"):  # differences between slices: gates, not metrics
             continue
-        values = per_slice.setdefault(_slice_name(metrics_for_slice.slice_key), {})
+        values = per_slice.setdefault(slice_name(metrics_for_slice.slice_key), {})
         for entry in metrics_for_slice.metric_keys_and_values:
             key = entry.key
             if key.model_name == "baseline" or key.HasField("sub_key") or entry.value.WhichOneof("type") != "double_value":
@@ -51,29 +31,6 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
             name = display_name(key.name) + (CHANGE if key.is_diff else "")
             values[name] = round(entry.value.double_value.value, 6)
     return per_slice
-
-
-def gate_failures(evaluation_uri: str) -> list[dict]:
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_validation_result(evaluation_uri)
-    failures = []
-    for per_slice in result.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            failures.append({
-                "slice": _validated_slice_name(per_slice),
-                "metric": (display_name(failure.metric_key.name) + (CHANGE if failure.metric_key.is_diff else "")
-                           + (GAP if per_slice.HasField("cross_slice_key") else "")),
-                "value": round(failure.metric_value.double_value.value, 6),
-                "threshold": json.loads(_threshold_json(failure.metric_threshold)),
-            })
-    if result.missing_thresholds:
-        failures.append({"slice": "", "metric": "(a gated metric)", "value": None,
-                         "threshold": "no value was computed for a metric that has a threshold"})
-    for missing in result.missing_slices:
-        failures.append({"slice": _slice_name(missing), "metric": "(every gated metric)", "value": None,
-                         "threshold": "the slice has no examples in the eval split"})
-    return failures
 
 
 def fairness_report(evaluation_uri: str) -> dict | None:
@@ -87,11 +44,6 @@ def fairness_report(evaluation_uri: str) -> dict | None:
         "slices": len(report["slices"]), "min_slice_size": report["min_slice_size"],
         "not_gated": [f"{row['slice']} ({row['examples']})" for row in report["slices"] if not row["gated"]],
     }
-
-
-def _threshold_json(threshold) -> str:
-    from google.protobuf import json_format
-    return json.dumps(json_format.MessageToDict(threshold))
 
 
 def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "") -> dict:
@@ -109,6 +61,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "data_gate": None,
         "drift": None,
         "retraining": None,
+        "verdict": None,
         "model_gate": None,
         "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
@@ -124,8 +77,19 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             "measurements": json.loads((pathlib.Path(report.uri) / REPORT_FILE).read_text()),
         }
     for decision in produced("RetrainPolicy", "RetrainDecision"):
-        summary["retraining"] = {"mode": metadata_store.custom_str(decision, MODE_KEY),
-                                 "reasons": json.loads(metadata_store.custom_str(decision, "reasons"))}
+        summary["retraining"] = {
+            "mode": metadata_store.custom_str(decision, MODE_KEY),
+            "reasons": json.loads(metadata_store.custom_str(decision, REASONS_KEY)),
+            "serving": json.loads(metadata_store.custom_str(decision, SERVING_KEY) or "null"),
+            "rejected_candidates": json.loads(metadata_store.custom_str(decision, REJECTED_KEY) or "[]"),
+        }
+    for verdict in produced("CandidateVerdict", "CandidateVerdict"):
+        rejected = json.loads(metadata_store.custom_str(verdict, REJECTIONS_KEY) or "[]")
+        mode = metadata_store.custom_str(verdict, MODE_KEY)
+        summary["verdict"] = {
+            "pushed": metadata_store.custom_int(verdict, PUSHED_KEY) == 1, "rejections": rejected,
+            "next_run_on_this_span": None if not rejected else (FULL_RETRAIN if mode == FINE_TUNE else SKIP),
+        }
     for blessing in produced("Evaluator", "ModelBlessing"):
         evaluation_uri = next(iter(a.uri for a in produced("Evaluator", "ModelEvaluation")), None)
         summary["model_gate"] = {
@@ -139,11 +103,11 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         report = pathlib.Path(blessing.uri) / SERVING_REPORT_FILE
         summary["serving_gate"] = {
             "passed": metadata_store.custom_int(blessing, "blessed") == 1,
-            "reason": metadata_store.custom_str(blessing, REASON_KEY),
+            "reason": metadata_store.custom_str(blessing, SERVING_REASON_KEY),
             "report": json.loads(report.read_text()) if report.exists() else {},
         }
     for pushed in produced("Pusher", "PushedModel"):
-        if metadata_store.custom_int(pushed, "pushed") == 1:
+        if metadata_store.custom_int(pushed, PUSHED_KEY) == 1:
             summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
                                "version": metadata_store.custom_str(pushed, "pushed_version"),
                                "reason": "blessed by every gate"}
@@ -186,16 +150,26 @@ def render(summary: dict) -> str:
         lines.append(f"  drift vs the blessed model's data / skew vs serving logs: "
                      f"{len(over)} of {len(drift['measurements'])} checks over threshold")
         for m in over:
-            lines.append(f"    - {m['feature']} ({m['check']}): {m['comparator']} {m['distance']:.4f} > {m['threshold']}")
-    if summary["retraining"] is not None:
-        lines.append(f"  retraining: {summary['retraining']['mode']} ({'; '.join(summary['retraining']['reasons'])})")
+            noise = f", noise limit {m['noise_limit']:.4f}" if m.get("noise_limit") is not None else ""
+            lines.append(f"    - {m['feature']} ({m['check']}): {m['measure']} {m['value']:.4f} > {m['threshold']}{noise}")
+    retraining = summary["retraining"]
+    if retraining is not None:
+        lines.append(f"  retraining: {retraining['mode']} ({'; '.join(retraining['reasons'])})")
+        serving = retraining.get("serving") or {}
+        if retraining["mode"] == SKIP and serving.get("lags_span") is not None:
+            served = (f"model {serving['model_id']} (trained on spans {', '.join(map(str, serving['trained_on_spans']))})"
+                      if serving.get("model_id") else "no model")
+            lines.append(f"    serving: {served}, lagging span {serving['lags_span']}")
+        for candidate in retraining.get("rejected_candidates", []):
+            for rejection in candidate["rejections"]:
+                lines.append(f"    rejected earlier: run {candidate['run_id']} ({candidate['mode']}) by the "
+                             f"{rejection['gate']} gate: {'; '.join(rejection['reasons'])}")
     gate = summary["model_gate"]
     if gate is not None:
         against = "absolute thresholds and the blessed baseline" if gate["compared_with_baseline"] else "absolute thresholds (no blessed baseline yet)"
         lines.append(f"  model gate: {'passed' if gate['passed'] else 'BLOCKED'} ({against})")
         for failure in gate["failures"]:
-            lines.append(f"    - {failure['metric']} on {failure['slice'] or 'every slice'} = {failure['value']}, "
-                         f"threshold {json.dumps(failure['threshold'])}")
+            lines.append(f"    - {describe_failure(failure)}")
         overall = gate["metrics"].get(OVERALL, {})
         values = {name: value for name, value in overall.items() if not name.endswith(CHANGE)}
         if values:
@@ -220,6 +194,11 @@ def render(summary: dict) -> str:
         lines.append(f"  serving validation: {'passed' if gate['passed'] else 'BLOCKED'}" + (f" ({measured})" if measured else ""))
         for problem in report.get("problems", []):
             lines.append(f"    - {problem}")
+    verdict = summary.get("verdict")
+    if verdict and verdict["next_run_on_this_span"]:
+        lines.append(f"  next run on this span: {verdict['next_run_on_this_span']} "
+                     + ("(escalation after a rejected fine-tune)" if verdict["next_run_on_this_span"] == FULL_RETRAIN
+                        else "(a rejected full retrain is not repeated; a new span starts afresh)"))
     push = summary["push"]
     lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
     lines.append(f"  log: {summary['log_file']}")

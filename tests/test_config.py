@@ -49,6 +49,13 @@ def test_repository_config_is_valid():
     ({"evaluation": {"gates": [{"metric": "AUC"}]}}, ["evaluation.gates.0", "needs lower_bound"]),
     ({"evaluation": {"gates": [{"metric": "F1", "lower_bound": 0.5}]}}, ["evaluation.gates.0.metric", "'F1'", "'AUC'"]),
     ({"serving": {"model_name": "my model"}}, ["serving.model_name", "'my model'", "pattern"]),
+    ({"retraining": {"drift": {"features": {"fares": {"psi": 0.1}}}}}, ["retraining.drift.features", "fares"]),
+    ({"retraining": {"drift": {"features": {"payment_type": {"psi": 0.1}}}}},
+     ["retraining.drift.features.payment_type", "psi does not apply to a string feature", "l_infinity"]),
+    ({"retraining": {"drift": {"features": {"trip_start_hour": {"location": 0.1}}}}},
+     ["retraining.drift.features.trip_start_hour", "location does not apply to a category feature"]),
+    ({"retraining": {"drift": {"thresholds": {"psi": -1}}}}, ["retraining.drift.thresholds.psi", "greater than 0"]),
+    ({"training": {"epochs": 7}}, ["training.train_steps (1000) is not a multiple of training.epochs (7)"]),
 ])
 def test_bad_value_names_key_value_and_what_is_allowed(tmp_path, overrides, expected):
     with pytest.raises(ConfigError) as error:
@@ -57,6 +64,17 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path, overrides, expe
     assert str(tmp_path / "pipeline.yaml") in message
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in:\n{message}"
+
+
+def test_drift_settings_take_per_feature_overrides_and_null(tmp_path):
+    config = load_with(tmp_path, {"retraining": {"drift": {
+        "thresholds": {"psi": 0.3, "l_infinity": 0.2},
+        "features": {"fare": {"location": None}, "payment_type": {"l_infinity": 0.1}}}}})
+    settings = config.drift_settings()["features"]
+    assert settings["fare"] == {"kind": "numeric", "thresholds": {"psi": 0.3, "location": None, "scale": 0.3}}
+    assert settings["payment_type"] == {"kind": "string", "thresholds": {"l_infinity": 0.1}}
+    assert settings["company"]["thresholds"] == {"l_infinity": 0.2}
+    assert settings["trip_start_hour"] == {"kind": "category", "thresholds": {"psi": 0.3}}
 
 
 def test_missing_section(tmp_path):

@@ -47,7 +47,9 @@ def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, fi
     assert sorted(stages, key=names.index) == stages
     assert {outcomes[name] for name in stages} == {"done"}
     assert outcomes["FineTuneTrainer"] == "skipped"
-    assert summary["retraining"] == {"mode": "full_retrain", "reasons": ["no blessed model yet"]}
+    assert summary["retraining"]["mode"] == "full_retrain" and summary["retraining"]["reasons"] == ["no blessed model yet"]
+    assert summary["retraining"]["serving"]["model_id"] is None and summary["retraining"]["rejected_candidates"] == []
+    assert summary["verdict"] == {"pushed": True, "rejections": [], "next_run_on_this_span": None}
     overall = summary["model_gate"]["metrics"]["Overall"]
     assert overall["auc"] >= 0.6 and overall["example_count"] > 50
     assert any(key.startswith("payment_type=") for key in summary["model_gate"]["metrics"])
@@ -136,7 +138,7 @@ def test_worse_model_than_the_blessed_one_is_not_pushed(project, first_run, taxi
                      {"name": "trip_start_month", "treatment": "identity", "buckets": 13},
                      {"name": "trip_miles", "treatment": "zscore"},
                      {"name": "trip_seconds", "treatment": "zscore"}],
-        "training": {"train_steps": 5},
+        "training": {"train_steps": 10},
         "evaluation": {"gates": [{"metric": "AUC", "max_regression": 0.01}]},
         "retraining": {"policy": "always_full"},
     }, name="worse.yaml")
