@@ -26,6 +26,7 @@ from components.fairness_evaluator import FairnessEvaluator
 from components.pusher import AtomicPusher
 from components.retrain_policy import RetrainPolicy
 from components.serving_validator import ServingValidator
+from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
@@ -44,12 +45,6 @@ def beam_args(config: PipelineConfig) -> list[str]:
         f"--direct_num_workers={workers}",
         *config.beam.extra_args,
     ]
-
-
-def metadata_connection(config: PipelineConfig):
-    path = config.path(config.metadata.sqlite_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
 
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -349,7 +344,7 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
         pipeline_root=str(config.pipeline_root),
         components=components,
         enable_cache=config.pipeline.enable_cache,
-        metadata_connection_config=metadata_connection(config),
+        metadata_connection_config=metadata_store.connection_config(config),
         beam_pipeline_args=beam_args(config),
     )
 
@@ -361,6 +356,6 @@ def ingest_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
         pipeline_root=str(config.pipeline_root),
         components=[example_gen(config, span)],
         enable_cache=config.pipeline.enable_cache,
-        metadata_connection_config=metadata_connection(config),
+        metadata_connection_config=metadata_store.connection_config(config),
         beam_pipeline_args=beam_args(config),
     )

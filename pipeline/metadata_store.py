@@ -1,17 +1,29 @@
-"""What the pipeline reads back from ML Metadata: spans already ingested, and what a run produced."""
+"""ML Metadata: where the store is, and what the pipeline reads back (spans already ingested, what a run
+produced). Built on ml_metadata alone, so `watch` and the summary open the store without importing TFX
+or TensorFlow."""
 from __future__ import annotations
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import assembly, spans
+from pipeline import spans
 from pipeline.config import PipelineConfig
 
 RESOLVERS = ("blessed_model", "training_window")
 
 
+def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    """The SQLite store of metadata.sqlite_path, as TFX's sqlite_metadata_connection_config makes it."""
+    path = config.path(config.metadata.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(path)
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return connection
+
+
 def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
-    return metadata_store.MetadataStore(assembly.metadata_connection(config))
+    return metadata_store.MetadataStore(connection_config(config))
 
 
 def ingested_spans(store: metadata_store.MetadataStore, pipeline_name: str) -> set[int]:

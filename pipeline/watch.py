@@ -2,13 +2,12 @@
 
 Each run is a child `python -m pipeline run`, so a crash, an OOM kill or TF/Beam state left over by
 one run can neither stop the watcher nor leak into the next run. The watcher itself never imports
-TFX or TensorFlow: it only lists span folders, so it stays small while it waits.
+TFX or TensorFlow: it lists span folders and reads ML Metadata with ml_metadata alone, so it stays
+small while it waits.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import datetime
-import multiprocessing
 import pathlib
 import signal
 import subprocess
@@ -16,25 +15,18 @@ import sys
 import threading
 import time
 
-from pipeline.cli import EXIT_CODES, logs_to_file
-from pipeline.config import PipelineConfig, load_config
+from pipeline import metadata_store
+from pipeline.cli import EXIT_CODES
+from pipeline.config import PipelineConfig
 from pipeline.spans import complete_spans, span_folders
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STATUS_OF_EXIT_CODE = {code: status for status, code in EXIT_CODES.items()}
 
 
-def last_ingested_span(config_file: pathlib.Path) -> int | None:
-    """Newest span ML Metadata says ExampleGen ingested, or None. Called in a child process (see watch).
-
-    What TensorFlow prints on import goes to <logging.directory>/watch.log, as a run's output goes to its log.
-    """
-    config = load_config(config_file)
-    with logs_to_file(config.path(config.logging.directory) / "watch.log"):
-        from pipeline import metadata_store
-
-        return max(metadata_store.ingested_spans(metadata_store.open_store(config), config.pipeline.name),
-                   default=None)
+def last_ingested_span(config: PipelineConfig) -> int | None:
+    """Newest span ML Metadata says ExampleGen ingested, or None."""
+    return max(metadata_store.ingested_spans(metadata_store.open_store(config), config.pipeline.name), default=None)
 
 
 def run_child(config_file: pathlib.Path, span: int, echo) -> None:
@@ -71,11 +63,7 @@ def watch(config: PipelineConfig, config_file: pathlib.Path, max_runs: int | Non
     previous_handlers = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     runs = 0
     try:
-        # ML Metadata is read through TFX's connection config: importing TFX costs ~1 GB and 10-15 s, so
-        # it happens once, in a short-lived child, not in the long-lived watcher. Forked (the watcher has
-        # no threads yet): unlike spawn, fork leaves no resource-tracker process behind.
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
-            last_run = child.submit(last_ingested_span, config_file).result()
+        last_run = last_ingested_span(config)
         say(f"watching {config.path(config.data.base)} every {config.schedule.poll_seconds:g} s; "
             f"newest span already ingested: {'none' if last_run is None else last_run}")
         reported_incomplete, reported_error = [], ""
