@@ -144,7 +144,6 @@ def totals(rows: list[dict]) -> dict[str, dict]:
 def table(rows: list[dict]) -> str:
     from tabulate import tabulate
 
-    policies = list(dict.fromkeys(row["policy"] for row in rows))
     by_span: dict[int, dict] = {}
     for row in rows:
         entry = by_span.setdefault(row["span"], {"span": row["span"], "scored on": row["next_span"]})
