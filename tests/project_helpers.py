@@ -11,6 +11,7 @@ import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TAXI = REPO / "data" / "taxi"
+FIRST_SPAN_ROWS = 500   # span 1 of the shared first-run project (conftest); later spans take the rows after them
 
 # Small and quick on taxi: in-process Beam, few steps; the gates are the real ones, at test thresholds.
 TEST_SETTINGS = {

@@ -14,25 +14,7 @@ from components.features import example_from_csv_row, serving_feature_spec
 from components.trainer import CANARY_FILE
 from pipeline import metadata_store
 from pipeline.config import load_config
-from project_helpers import read_rows, run_cli, served_versions, write_config, write_span
-
-ROWS = 500
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, taxi_rows):
-    header, rows = taxi_rows
-    project = tmp_path_factory.mktemp("project")
-    write_span(project, 1, header, rows[:ROWS])
-    return project
-
-
-@pytest.fixture(scope="module")
-def first_run(project):
-    completed, summary = run_cli(write_config(project))
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed, summary
-
+from project_helpers import FIRST_SPAN_ROWS, read_rows, run_cli, served_versions, write_config, write_span
 
 def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, first_run):
     completed, summary = first_run
@@ -103,7 +85,7 @@ def test_pushed_model_serves_raw_csv_rows_like_the_trainer_predicted(project, fi
 ])
 def test_span_with_an_anomaly_stops_at_the_data_gate(project, first_run, taxi_rows, damage, feature, words):
     header, rows = taxi_rows
-    rows = [dict(row) for row in rows[ROWS:ROWS + 300]]
+    rows = [dict(row) for row in rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + 300]]
     if damage == "new_payment_type":
         for row in rows[::3]:
             row["payment_type"] = "Bitcoin"
@@ -130,7 +112,7 @@ def test_span_with_an_anomaly_stops_at_the_data_gate(project, first_run, taxi_ro
 
 def test_worse_model_than_the_blessed_one_is_not_pushed(project, first_run, taxi_rows):
     header, rows = taxi_rows
-    write_span(project, 2, header, rows[ROWS:ROWS + 300])
+    write_span(project, 2, header, rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + 300])
     before = served_versions(project)
     worse = write_config(project, {
         # Features that say little about tipping, and hardly any training.

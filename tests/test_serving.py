@@ -29,48 +29,35 @@ from components.trainer import CANARY_FILE
 from pipeline import metadata_store
 from pipeline.config import load_config
 from pipeline.predict import PredictError, predict, raw_feature_spec, read_examples
-from project_helpers import REPO, run_cli, served_versions, write_config, write_span
+from project_helpers import FIRST_SPAN_ROWS, REPO, run_cli, served_versions, write_config, write_span
 
-ROWS = 500
+@pytest.fixture(scope="module")
+def first_summary(first_run):
+    return first_run[1]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, taxi_rows):
-    header, rows = taxi_rows
-    project = tmp_path_factory.mktemp("serving")
-    write_span(project, 1, header, rows[:ROWS])
-    return project
-
-
-@pytest.fixture(scope="module")
-def first_run(project):
-    completed, summary = run_cli(write_config(project))
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return summary
-
-
-@pytest.fixture(scope="module")
-def config(project, first_run):
+def config(project, first_summary):
     return load_config(project / "pipeline.yaml")
 
 
 @pytest.fixture(scope="module")
-def pushed(first_run):
-    return pathlib.Path(first_run["push"]["path"])
+def pushed(first_summary):
+    return pathlib.Path(first_summary["push"]["path"])
 
 
 def _serving_settings(config) -> dict:
     return config.serving.model_dump()
 
 
-def test_serving_validation_ran_in_a_fresh_process_before_the_push(first_run):
-    gate = first_run["serving_gate"]
+def test_serving_validation_ran_in_a_fresh_process_before_the_push(first_summary):
+    gate = first_summary["serving_gate"]
     assert gate["passed"] and gate["reason"] == ""
     report = gate["report"]
     assert report["warmup_requests"] == 4 and report["canary_rows"] == 20
     assert report["max_difference_serving_default"] <= 1e-5 and report["max_difference_serving_raw"] <= 1e-5
     assert report["load_seconds"] > 0 and report["latency_ms_p99"] >= report["latency_ms_p50"] > 0
-    names = [c["name"] for c in first_run["components"]]
+    names = [c["name"] for c in first_summary["components"]]
     assert names.index("Evaluator") < names.index("ServingValidator") < names.index("Pusher")
 
 
@@ -131,7 +118,7 @@ def test_tpu_aliased_function_is_what_the_signatures_call_and_compiles_with_xla_
     np.testing.assert_allclose(compiled(inputs).numpy(), model.tpu_core(inputs).numpy(), atol=1e-5)
 
 
-def test_predict_command_scores_csv_rows_and_names_a_bad_cell(project, first_run, tmp_path, taxi_rows):
+def test_predict_command_scores_csv_rows_and_names_a_bad_cell(project, first_summary, tmp_path, taxi_rows):
     header, rows = taxi_rows
     rows_csv = write_span(tmp_path, 1, [h for h in header if h != "tips"], rows[:5]) / "data.csv"
     output = tmp_path / "scores.csv"
@@ -154,9 +141,9 @@ def test_predict_command_scores_csv_rows_and_names_a_bad_cell(project, first_run
         predict(config, bad)
 
 
-def test_serving_gate_blocks_the_push_and_the_summary_says_why(project, first_run, taxi_rows):
+def test_serving_gate_blocks_the_push_and_the_summary_says_why(project, first_summary, taxi_rows):
     header, rows = taxi_rows
-    write_span(project, 2, header, rows[ROWS:ROWS + 300])
+    write_span(project, 2, header, rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + 300])
     before = served_versions(project)
     strict = write_config(project, {"serving": {"validation": {"max_latency_ms": 0.0001}}}, name="strict.yaml")
     completed, summary = run_cli(strict)
@@ -175,7 +162,7 @@ def test_serving_gate_blocks_the_push_and_the_summary_says_why(project, first_ru
     assert len(served_versions(project)) == 2
 
 
-def test_rollback_serves_the_previous_model_and_records_it(project, config, first_run):
+def test_rollback_serves_the_previous_model_and_records_it(project, config, first_summary):
     assert len(served_versions(project)) == 2, "runs after the serving gate test"
     bad_version = served_versions(project)[-1]
     completed = subprocess.run([sys.executable, "-m", "pipeline", "rollback", "--config", str(project / "pipeline.yaml")],
@@ -184,7 +171,7 @@ def test_rollback_serves_the_previous_model_and_records_it(project, config, firs
     now = served_versions(project)
     assert bad_version not in now and int(now[-1]) > int(bad_version)
     model_base = project / "outputs" / "serving" / "taxi"
-    first = pathlib.Path(first_run["push"]["path"])
+    first = pathlib.Path(first_summary["push"]["path"])
     assert (model_base / now[-1] / "saved_model.pb").read_bytes() == (first / "saved_model.pb").read_bytes()
     assert (model_base / f"{BUNDLE_PREFIX}{now[-1]}" / "models.config").exists()
 
@@ -211,7 +198,7 @@ def _validator_artifacts(tmp_path, model_dir: pathlib.Path, canary: pathlib.Path
             {"blessing": [blessing]}, blessing)
 
 
-def test_a_signature_that_produces_nan_fails_serving_validation_and_is_not_pushed(tmp_path, config, first_run, pushed):
+def test_a_signature_that_produces_nan_fails_serving_validation_and_is_not_pushed(tmp_path, config, first_summary, pushed):
     good = tf.saved_model.load(str(pushed))
     module = tf.Module()
     module.good = good
@@ -228,7 +215,7 @@ def test_a_signature_that_produces_nan_fails_serving_validation_and_is_not_pushe
         export.RAW_SIGNATURE: good.signatures[export.RAW_SIGNATURE],
         export.TRANSFORM_SIGNATURE: good.signatures[export.TRANSFORM_SIGNATURE]})
     shutil.copytree(pushed / "assets.extra", broken / "assets.extra")
-    runs = metadata_store.run_outputs(config, first_run["run_id"])
+    runs = metadata_store.run_outputs(config, first_summary["run_id"])
     canary = pathlib.Path(runs["Trainer"]["ModelRun"][0].uri) / CANARY_FILE
     inputs, outputs, blessing = _validator_artifacts(tmp_path, broken, canary)
     settings = {**config.transform_settings(), **config.serving.validation.model_dump()}
