@@ -82,6 +82,7 @@ class Distribution:
         return min(fraction, 1.0)
 
     def quantile(self, fraction: float) -> float:
+        """The value below which `fraction` of the values lie; a fraction outside [0, 1] reads as its nearest end."""
         index = min(max(bisect.bisect_left(self._cumulative, fraction) - 1, 0), len(self.buckets) - 1)
         low, high, _ = self.buckets[index]
         share = self._counts[index]
@@ -143,10 +144,10 @@ def numeric_measures(baseline: statistics_pb2.FeatureNameStatistics, current: st
         low, high = pair
         spread = base.spread(pair)
         median, wander = base.quantile(0.5), rank_noise(0.5)
-        location_noise = max(base.quantile(min(0.5 + wander, 1.0)) - median, median - base.quantile(max(0.5 - wander, 0.0)))
+        location_noise = max(base.quantile(0.5 + wander) - median, median - base.quantile(0.5 - wander))
         result["location"] = (_capped((new.quantile(0.5) - median) / spread), _capped(location_noise / spread))
-        widest = base.quantile(min(high + rank_noise(high), 1.0)) - base.quantile(max(low - rank_noise(low), 0.0))
-        narrowest = base.quantile(min(high - rank_noise(high), 1.0)) - base.quantile(max(low + rank_noise(low), 0.0))
+        widest = base.quantile(high + rank_noise(high)) - base.quantile(low - rank_noise(low))
+        narrowest = base.quantile(high - rank_noise(high)) - base.quantile(low + rank_noise(low))
         scale_noise = max(math.log(widest / spread), -math.log(narrowest / spread) if narrowest > 0 else _LARGEST)
         ratio = new.spread(pair) / spread
         result["scale"] = (math.log(ratio) if ratio > math.exp(-_LARGEST) else -_LARGEST, _capped(scale_noise))

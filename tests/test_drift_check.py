@@ -118,6 +118,7 @@ def test_quantile_histogram_reads_fractions_and_quantiles():
     assert distribution.below(-1) == 0 and distribution.below(0) == pytest.approx(1 / 3)
     assert distribution.below(5) == pytest.approx(0.5) and distribution.below(20) == 1
     assert distribution.quantile(0.5) == pytest.approx(5) and distribution.quantile(0.2) == 0
+    assert distribution.quantile(1.2) == 20 and distribution.quantile(-0.1) == 0   # the noise bands reach past the ends
 
 
 def test_no_baseline_means_nothing_to_compare(tmp_path, spans):
