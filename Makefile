@@ -1,8 +1,8 @@
 # The README's two commands: `make run` and `make test`. Both set up .venv from requirements.lock
-# first, and only when it is missing or the lock changed (the stamp file is named by the lock's hash).
+# first, and only when it is missing or the lock or pyproject.toml changed (the stamp is named by their hash).
 PYTHON ?= python3.11
 VENV := .venv
-LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CONFIG ?= pipeline.yaml
 PYTEST_ARGS ?=
@@ -11,10 +11,13 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock
+# The lock, then this repo's packages (pipeline, components) as one editable distribution: no PYTHONPATH,
+# and every process TFX or Beam starts imports them as installed.
+$(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --no-deps --ignore-requires-python -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 run: setup
@@ -31,7 +34,7 @@ lock:
 	.lock-venv/bin/pip install --quiet --no-deps --ignore-requires-python tfx==1.16.0 ml-pipelines-sdk==1.16.0
 	.lock-venv/bin/pip check
 	.lock-venv/bin/pip install --quiet --no-deps fairness-indicators==0.47.0
-	{ head -5 requirements.lock; .lock-venv/bin/pip freeze; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	{ head -5 requirements.lock; .lock-venv/bin/pip freeze --all --exclude pip --exclude wheel; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 
 clean:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/drift_calibration.py [--config pipeline.yaml] [--repeats 20]
 
-The statistics are TFDV's, with StatisticsGen's options (assembly.statistics_options), and the
+The statistics are TFDV's, with StatisticsGen's options (pipeline.stages.ingest.statistics_options), and the
 measures are DriftCheck's own (components.drift_check.drift_rows) with the thresholds of the config:
   1. no change: a random half of each span against the other half, and a random 1,000-row sample of
      all 15,002 rows against all of them (`repeats` draws each); target: no feature ever drifts;
@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 import tensorflow_data_validation as tfdv
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from components.drift_check import drift_rows
+from pipeline.config import load_config
+from pipeline.spans import complete_spans, span_folders
+from pipeline.stages.ingest import statistics_options
 
-from components.drift_check import drift_rows  # noqa: E402
-from pipeline.assembly import statistics_options  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
-from pipeline.spans import complete_spans, span_folders  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def statistics(frame: pd.DataFrame):
@@ -44,13 +43,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     config = load_config(args.config)
-    settings = config.drift_settings()
+    settings = config.drift_check_settings()
     schema = tfdv.load_schema_text(str(config.path(config.data.schema_path)))
     folders = span_folders(config)
     spans = {span: pd.concat(pd.read_csv(path) for path in sorted(folders[span].glob("*.csv")))
              for span in complete_spans(config)}
     everything = pd.concat(spans.values(), ignore_index=True)
-    numeric = [name for name, spec in settings["features"].items() if spec["kind"] == "numeric"]
+    numeric = [name for name, spec in settings.features.items() if spec.kind == "numeric"]
     random = np.random.default_rng(0)
     quiet_max = collections.defaultdict(float)       # measure -> largest |value| without change
     shifted_min = collections.defaultdict(lambda: float("inf"))

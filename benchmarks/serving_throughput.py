@@ -16,7 +16,6 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 BATCH_SIZES = (1, 32, 256)
 ROWS = 2048

@@ -13,13 +13,12 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
-from components.contracts import PUSHED_KEY
+from components.contracts import BLESSED_KEY, CURRENT_MODEL_ID_KEY, PUSHED_KEY, ROLLED_BACK_KEY, SPAN_KEY
 
 # Input (and output) keys of the resolver node.
 MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS, VERDICTS = (
     "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics",
     "verdicts")
-ROLLED_BACK_KEY = "rolled_back"  # set on a Model by `python -m pipeline rollback`
 
 
 def _producer(store, artifact_id: int) -> Optional[int]:
@@ -42,7 +41,7 @@ def _outputs_of_consumers(store, artifact_ids: set[int]) -> set[int]:
 
 
 def _span(artifact: types.Artifact) -> int:
-    return artifact.get_int_custom_property("span") if artifact.has_custom_property("span") else -1
+    return artifact.get_int_custom_property(SPAN_KEY) if artifact.has_custom_property(SPAN_KEY) else -1
 
 
 class BlessedModelLineage(resolver.ResolverStrategy):
@@ -53,8 +52,8 @@ class BlessedModelLineage(resolver.ResolverStrategy):
 
     def resolve_artifacts(self, store, input_dict):
         def blessed(key):
-            return {b.get_int_custom_property("current_model_id") for b in input_dict[key]
-                    if b.get_int_custom_property("blessed") == 1}
+            return {b.get_int_custom_property(CURRENT_MODEL_ID_KEY) for b in input_dict[key]
+                    if b.get_int_custom_property(BLESSED_KEY) == 1}
 
         blessed_ids = blessed(BLESSING) & blessed(INFRA_BLESSING)
         models = sorted((m for m in input_dict[MODEL] if m.id in blessed_ids
@@ -77,9 +76,9 @@ class BlessedModelLineage(resolver.ResolverStrategy):
         statistics_ids = _outputs_of_consumers(store, {newest.id}) if newest else set()
         result.update({
             MODEL: [model],
-            BLESSING: [b for b in input_dict[BLESSING] if b.get_int_custom_property("current_model_id") == model.id][-1:],
+            BLESSING: [b for b in input_dict[BLESSING] if b.get_int_custom_property(CURRENT_MODEL_ID_KEY) == model.id][-1:],
             INFRA_BLESSING: [b for b in input_dict[INFRA_BLESSING]
-                             if b.get_int_custom_property("current_model_id") == model.id][-1:],
+                             if b.get_int_custom_property(CURRENT_MODEL_ID_KEY) == model.id][-1:],
             TRANSFORM_GRAPH: graphs,
             EXAMPLES: examples,
             ANALYSED_EXAMPLES: [a for a in input_dict[ANALYSED_EXAMPLES] if a.id in analysed_ids],

@@ -15,11 +15,12 @@ import json
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 
+from components.artifacts import RetrainDecision, Verdict, single
 from components.contracts import (MODE_KEY, MODEL_GATE, PUSHED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_GATE,
-                                  SERVING_REASON_KEY, SETTINGS_DIGEST_KEY, SPAN_KEY, RetrainDecision, Verdict)
+                                  SERVING_REASON_KEY, SETTINGS_DIGEST_KEY, SPAN_KEY)
 from components.validation_result import describe_failure, gate_failures
 
 
@@ -35,12 +36,9 @@ def rejections(model_blessed: bool, failures: list[str], serving_blessed: bool, 
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
-        verdict = artifact_utils.get_single_instance(output_dict["verdict"])
-        decision = artifact_utils.get_single_instance(input_dict["decision"])
-        model_blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
-        infra_blessing = artifact_utils.get_single_instance(input_dict["infra_blessing"])
-        pushed = artifact_utils.get_single_instance(input_dict["pushed_model"])
-        evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
+        [verdict] = single(output_dict, "verdict")
+        decision, model_blessing, infra_blessing, pushed, evaluation = single(
+            input_dict, "decision", "model_blessing", "infra_blessing", "pushed_model", "evaluation")
         rejected = rejections(
             model_utils.is_model_blessed(model_blessing),
             [describe_failure(failure) for failure in gate_failures(evaluation.uri)],

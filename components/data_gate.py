@@ -1,8 +1,8 @@
 """DataGate: turns ExampleValidator's anomalies into a pass/block decision recorded in ML Metadata.
 
-The decision is an artifact (DataGateResult) with custom properties `blessed` (1/0) and
-`problem_count`; downstream components run under a Cond on `blessed`, so blocked data never
-reaches Transform, Trainer or Pusher. `problems.json` in the artifact lists each problem in
+The decision is an artifact (DataGateResult) with custom properties BLESSED_KEY (1/0) and
+PROBLEM_COUNT_KEY; downstream components run under a Cond on `blessed`, so blocked data never
+reaches Transform, Trainer or Pusher. PROBLEMS_FILE in the artifact lists each problem in
 plain words: feature, problem, details (TFDV's description names the offending values).
 """
 import json
@@ -15,14 +15,8 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-BLESSED_KEY = "blessed"
-PROBLEMS_FILE = "problems.json"
-
-
-class DataGateResult(types.Artifact):
-    """Whether a span may go on to Transform and Trainer, and why not."""
-
-    TYPE_NAME = "DataGateResult"
+from components.artifacts import DataGateResult
+from components.contracts import BLESSED_KEY, PROBLEM_COUNT_KEY, PROBLEMS_FILE, SPAN_KEY
 
 
 def describe_anomalies(anomalies: anomalies_pb2.Anomalies, split: str) -> list[dict]:
@@ -55,8 +49,8 @@ class Executor(base_executor.BaseExecutor):
             problems.extend(describe_anomalies(anomalies, split))
         io_utils.write_string_file(os.path.join(result.uri, PROBLEMS_FILE), json.dumps(problems, indent=1))
         result.set_int_custom_property(BLESSED_KEY, 0 if problems else 1)
-        result.set_int_custom_property("problem_count", len(problems))
-        result.set_int_custom_property("span", anomalies_artifact.span)
+        result.set_int_custom_property(PROBLEM_COUNT_KEY, len(problems))
+        result.set_int_custom_property(SPAN_KEY, anomalies_artifact.span)
 
 
 class DataGateSpec(types.ComponentSpec):

@@ -14,6 +14,9 @@ import shlex
 import yaml
 from google.protobuf import text_format
 
+from components.contracts import TPU_FUNCTION_ALIAS
+from components.settings import Batching, ServingSection, TpuSettings
+
 GRPC_PORT, REST_PORT = 8500, 8501
 CONFIG_MOUNT = "/models/config"
 CONVERTED_SUFFIX = "-tpu"  # the converted model's base, beside the pushed one
@@ -24,11 +27,11 @@ def serving_release() -> str:
     return importlib.metadata.version("tensorflow-serving-api")
 
 
-def image(serving: dict, target: str) -> str:
+def image(serving: ServingSection, target: str) -> str:
     if target == "tpu":
-        return serving["tpu"]["serving_image"]
-    if serving["image"]:
-        return serving["image"]
+        return serving.tpu.serving_image
+    if serving.image:
+        return serving.image
     return f"tensorflow/serving:{serving_release()}" + ("-gpu" if target == "gpu" else "")
 
 
@@ -44,21 +47,21 @@ def models_config(model_name: str, base_path: str) -> str:
     return text_format.MessageToString(config)
 
 
-def batching_parameters(batching: dict) -> str:
+def batching_parameters(batching: Batching) -> str:
     """TF Serving's BatchingParameters in text format (each field a wrapper message)."""
-    lines = [f"{key} {{ value: {batching[key]} }}"
+    lines = [f"{key} {{ value: {getattr(batching, key)} }}"
              for key in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")]
-    lines += [f"allowed_batch_sizes: {size}" for size in batching["allowed_batch_sizes"]]
+    lines += [f"allowed_batch_sizes: {size}" for size in batching.allowed_batch_sizes]
     return "\n".join(lines) + "\n"
 
 
-def converter_options(tpu: dict, alias: str) -> str:
+def converter_options(tpu: TpuSettings) -> str:
     """Cloud TPU Inference Converter options: the aliased function goes to the TPU, batched in-graph."""
-    sizes = "".join(f"    allowed_batch_sizes: {size}\n" for size in tpu["batch_sizes"])
-    return (f'tpu_functions {{\n  function_alias: "{alias}"\n}}\n'
-            f"batch_options {{\n    num_batch_threads: {tpu['num_batch_threads']}\n"
-            f"    max_batch_size: {max(tpu['batch_sizes'])}\n"
-            f"    batch_timeout_micros: {tpu['batch_timeout_micros']}\n{sizes}"
+    sizes = "".join(f"    allowed_batch_sizes: {size}\n" for size in tpu.batch_sizes)
+    return (f'tpu_functions {{\n  function_alias: "{TPU_FUNCTION_ALIAS}"\n}}\n'
+            f"batch_options {{\n    num_batch_threads: {tpu.num_batch_threads}\n"
+            f"    max_batch_size: {max(tpu.batch_sizes)}\n"
+            f"    batch_timeout_micros: {tpu.batch_timeout_micros}\n{sizes}"
             f"    max_enqueued_batches: 100\n}}\n")
 
 
@@ -70,25 +73,25 @@ def server_args(model_name: str, target: str) -> list[str]:
     return args
 
 
-def docker_commands(serving: dict, model_dir: str, bundle_dir: str) -> str:
+def docker_commands(serving: ServingSection, model_dir: str, bundle_dir: str) -> str:
     """`docker run` for CPU and GPU: the model base and this bundle mounted read-only."""
-    name = serving["model_name"]
+    name = serving.model_name
     lines = ["#!/bin/sh", "# TF Serving on this pushed model; gRPC on 8500, REST on 8501.", ""]
     for target, extra in (("cpu", []), ("gpu", ["--gpus", "all"])):
         command = ["docker", "run", "--rm", *extra, "-p", f"{GRPC_PORT}:{GRPC_PORT}", "-p", f"{REST_PORT}:{REST_PORT}",
                    "--mount", f"type=bind,source={model_dir},target=/models/{name},readonly",
                    "--mount", f"type=bind,source={bundle_dir},target={CONFIG_MOUNT},readonly",
                    image(serving, target), *server_args(name, target)]
-        lines += [f"# {target.upper()}", ("" if target == serving["target"] else "# ") + shlex.join(command), ""]
+        lines += [f"# {target.upper()}", ("" if target == serving.target else "# ") + shlex.join(command), ""]
     return "\n".join(lines)
 
 
-def tpu_convert_command(serving: dict, model_dir: str, version: str, bundle_dir: str) -> str:
+def tpu_convert_command(serving: ServingSection, model_dir: str, version: str, bundle_dir: str) -> str:
     converted = f"{model_dir}{CONVERTED_SUFFIX}/{version}"
     command = ["docker", "run", "--rm",
                "--mount", f"type=bind,source={model_dir}/{version},target=/tmp/input,readonly",
                "--mount", f"type=bind,source={converted},target=/tmp/output",
-               serving["tpu"]["converter_image"], "--input_model_dir=/tmp/input", "--output_model_dir=/tmp/output",
+               serving.tpu.converter_image, "--input_model_dir=/tmp/input", "--output_model_dir=/tmp/output",
                f"--converter_options_string=$(cat {shlex.quote(bundle_dir)}/tpu_converter_options.pbtxt)"]
     return ("#!/bin/sh\n# Cloud TPU Inference Converter: the tpu_func alias onto the TPU, batched in-graph.\n"
             f"set -e\nmkdir -p {shlex.quote(converted)}\n"
@@ -96,24 +99,24 @@ def tpu_convert_command(serving: dict, model_dir: str, version: str, bundle_dir:
                        for part in command) + "\n")
 
 
-def kubernetes_manifests(serving: dict) -> list[dict]:
-    name, target = serving["model_name"], serving["target"]
+def kubernetes_manifests(serving: ServingSection) -> list[dict]:
+    name, target = serving.model_name, serving.target
     app = f"{name}-serving"
-    resources = serving["resources"]
-    limits = {"cpu": resources["cpu"], "memory": resources["memory"]}
+    resources = serving.resources
+    limits = {"cpu": resources.cpu, "memory": resources.memory}
     pod: dict = {}
     if target == "gpu":
-        limits["nvidia.com/gpu"] = resources["accelerators"]
+        limits["nvidia.com/gpu"] = resources.accelerators
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     elif target == "tpu":
-        limits["google.com/tpu"] = resources["accelerators"]
-        pod["nodeSelector"] = {"cloud.google.com/gke-tpu-accelerator": serving["tpu"]["accelerator"],
-                               "cloud.google.com/gke-tpu-topology": serving["tpu"]["topology"]}
+        limits["google.com/tpu"] = resources.accelerators
+        pod["nodeSelector"] = {"cloud.google.com/gke-tpu-accelerator": serving.tpu.accelerator,
+                               "cloud.google.com/gke-tpu-topology": serving.tpu.topology}
     models_claim = f"{name}{CONVERTED_SUFFIX}-models" if target == "tpu" else f"{name}-models"
     config_map = {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{app}-config"},
         "data": {"models.config": models_config(name, f"/models/{name}"),
-                 "batching_parameters.txt": batching_parameters(serving["batching"])},
+                 "batching_parameters.txt": batching_parameters(serving.batching)},
     }
     container = {
         "name": "tf-serving", "image": image(serving, target), "args": server_args(name, target),
@@ -127,7 +130,7 @@ def kubernetes_manifests(serving: dict) -> list[dict]:
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": app, "labels": {"app": app}},
         "spec": {
-            "replicas": serving["replicas"],
+            "replicas": serving.replicas,
             "selector": {"matchLabels": {"app": app}},
             "template": {"metadata": {"labels": {"app": app}}, "spec": {
                 **pod, "containers": [container],
@@ -144,17 +147,17 @@ def kubernetes_manifests(serving: dict) -> list[dict]:
     return [config_map, deployment, service]
 
 
-def write_bundle(bundle_dir: str, serving: dict, model_dir: str, version: str, tpu_alias: str) -> list[str]:
+def write_bundle(bundle_dir: str, serving: ServingSection, model_dir: str, version: str) -> list[str]:
     """The bundle's files for one pushed version; returns their names."""
-    name = serving["model_name"]
+    name = serving.model_name
     files = {
         "models.config": models_config(name, f"/models/{name}"),
-        "batching_parameters.txt": batching_parameters(serving["batching"]),
+        "batching_parameters.txt": batching_parameters(serving.batching),
         "kubernetes.yaml": yaml.safe_dump_all(kubernetes_manifests(serving), sort_keys=False),
         "docker_run.sh": docker_commands(serving, model_dir, bundle_dir),
     }
-    if serving["target"] == "tpu":
-        files["tpu_converter_options.pbtxt"] = converter_options(serving["tpu"], tpu_alias)
+    if serving.target == "tpu":
+        files["tpu_converter_options.pbtxt"] = converter_options(serving.tpu)
         files["tpu_convert.sh"] = tpu_convert_command(serving, model_dir, version, bundle_dir)
     os.makedirs(bundle_dir, exist_ok=True)
     for file_name, text in files.items():

@@ -18,8 +18,8 @@ and a large one is held to the threshold.
 The optional training/serving skew check compares the span with logged serving requests (CSV)
 through TFDV's skew comparators; skew is reported, not acted on.
 
-The report (`drift.json`: every measure of every feature with its threshold and verdict) is the
-output artifact; `drifted`, `drifted_features` and `skewed_features` are custom properties in ML Metadata.
+The report (DRIFT_REPORT_FILE: every measure of every feature with its threshold and verdict) is the
+output artifact; DRIFTED_KEY, DRIFTED_FEATURES_KEY and SKEWED_FEATURES_KEY are its custom properties.
 """
 from __future__ import annotations
 
@@ -38,17 +38,15 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-REPORT_FILE = "drift.json"
+from components.artifacts import DriftReport
+from components.contracts import (DRIFT_REPORT_FILE, DRIFTED_FEATURES_KEY, DRIFTED_KEY, HAS_BASELINE_KEY, SETTINGS_KEY,
+                                  SKEWED_FEATURES_KEY)
+from components.settings import DriftCheckSettings
+
 SPLIT = "train"
 STATISTICS_QUANTILES = 100       # StatisticsGen's quantile histogram resolution (assembly sets it)
 _FLOOR = 1e-4                    # PSI's floor for an empty bucket on one side
 _LARGEST = 10.0                  # location and scale are capped here (a spread that collapsed to 0)
-
-
-class DriftReport(types.Artifact):
-    """Per-feature distances of the newest span from the blessed model's training data."""
-
-    TYPE_NAME = "DriftReport"
 
 
 # --- numeric measures on quantile histograms ---------------------------------------------------
@@ -183,13 +181,13 @@ def _row(feature: str, check: str, measure: str, value, threshold, noise_limit=N
 
 def drift_rows(current: statistics_pb2.DatasetFeatureStatisticsList,
                baseline: statistics_pb2.DatasetFeatureStatisticsList,
-               schema: schema_pb2.Schema, settings: dict) -> list[dict]:
-    """Every drift measure of every feature of `settings` (PipelineConfig.drift_settings: per feature its kind,
-    string, category or numeric, and the threshold of each of its measures)."""
+               schema: schema_pb2.Schema, settings: DriftCheckSettings) -> list[dict]:
+    """Every drift measure of every feature of `settings` (per feature its kind, string, category or
+    numeric, and the threshold of each of its measures)."""
     rows = []
     new, old = _features_by_name(current), _features_by_name(baseline)
-    significance = settings["significance"]
-    strings = {name: spec for name, spec in settings["features"].items() if spec["kind"] == "string"}
+    significance = settings.significance
+    strings = {name: spec for name, spec in settings.features.items() if spec.kind == "string"}
     if strings:
         schema = _with_comparators(schema, {name: 1.0 for name in strings}, "drift_comparator")
         anomalies = tfdv.validate_statistics(current, schema, previous_statistics=baseline)
@@ -197,18 +195,18 @@ def drift_rows(current: statistics_pb2.DatasetFeatureStatisticsList,
                     for info in anomalies.drift_skew_info if info.drift_measurements}
         for name, spec in strings.items():
             noise = l_infinity_noise(old[name], new[name], significance) if name in old and name in new else None
-            rows.append(_row(name, "drift", "l_infinity", measured.get(name), spec["thresholds"]["l_infinity"], noise))
-    for name, spec in settings["features"].items():
-        if spec["kind"] == "string":
+            rows.append(_row(name, "drift", "l_infinity", measured.get(name), spec.thresholds["l_infinity"], noise))
+    for name, spec in settings.features.items():
+        if spec.kind == "string":
             continue
-        measures = tuple(spec["thresholds"])   # pipeline.config.DRIFT_MEASURES of the feature's kind
+        measures = tuple(spec.thresholds)   # pipeline.config.DRIFT_MEASURES of the feature's kind
         if name in new and name in old:
-            values = numeric_measures(old[name], new[name], settings["quantile_buckets"], significance, measures)
+            values = numeric_measures(old[name], new[name], settings.quantile_buckets, significance, measures)
         else:
             values = dict.fromkeys(measures, (None, None))
         for measure in measures:
             value, noise = values[measure]
-            rows.append(_row(name, "drift", measure, value, spec["thresholds"][measure], noise))
+            rows.append(_row(name, "drift", measure, value, spec.thresholds[measure], noise))
     return sorted(rows, key=lambda row: (row["feature"], row["measure"]))
 
 
@@ -248,33 +246,29 @@ class Executor(base_executor.BaseExecutor):
             artifact_utils.get_single_instance(input_dict["statistics"]), SPLIT).proto()
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict["schema"])))
-        settings = json.loads(exec_properties["settings"])
+        settings = DriftCheckSettings.model_validate_json(exec_properties[SETTINGS_KEY])
 
         rows = []
         baseline = input_dict.get("baseline_statistics") or []
         if baseline:
             previous = stats_artifact_utils.load_statistics(baseline[0], SPLIT).proto()
             rows += drift_rows(current, previous, schema, settings)
-        if settings.get("serving_logs"):
-            serving = tfdv.generate_statistics_from_csv(os.path.join(settings["serving_logs"], "*.csv"))
-            rows += skew_rows(current, serving, schema, list(settings["features"]), settings["skew_threshold"])
+        if settings.serving_logs:
+            serving = tfdv.generate_statistics_from_csv(os.path.join(settings.serving_logs, "*.csv"))
+            rows += skew_rows(current, serving, schema, list(settings.features), settings.skew_threshold)
 
         over = {check: sorted({row["feature"] for row in rows if row["check"] == check and row["over_threshold"]})
                 for check in ("drift", "skew")}
-        io_utils.write_string_file(os.path.join(report.uri, REPORT_FILE), json.dumps(rows, indent=1))
-        report.set_int_custom_property("has_baseline", int(bool(baseline)))
-        report.set_int_custom_property("drifted", int(bool(over["drift"])))
-        report.set_string_custom_property("drifted_features", json.dumps(over["drift"]))
+        io_utils.write_string_file(os.path.join(report.uri, DRIFT_REPORT_FILE), json.dumps(rows, indent=1))
+        report.set_int_custom_property(HAS_BASELINE_KEY, int(bool(baseline)))
+        report.set_int_custom_property(DRIFTED_KEY, int(bool(over["drift"])))
+        report.set_string_custom_property(DRIFTED_FEATURES_KEY, json.dumps(over["drift"]))
         # Skew is reported, not acted on: retraining on training data does not fix a serving-side difference.
-        report.set_string_custom_property("skewed_features", json.dumps(over["skew"]))
+        report.set_string_custom_property(SKEWED_FEATURES_KEY, json.dumps(over["skew"]))
 
 
 class DriftCheckSpec(types.ComponentSpec):
-    PARAMETERS = {
-        # JSON: {"quantile_buckets", "features": {name: {"kind", "thresholds"}}, "skew_threshold", "serving_logs"},
-        # built from retraining.drift by pipeline.config.
-        "settings": ExecutionParameter(type=str),
-    }
+    PARAMETERS = {SETTINGS_KEY: ExecutionParameter(type=str)}   # DriftCheckSettings as JSON
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
         "schema": ChannelParameter(type=standard_artifacts.Schema),
@@ -287,8 +281,8 @@ class DriftCheck(base_component.BaseComponent):
     SPEC_CLASS = DriftCheckSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, statistics, schema, baseline_statistics, settings: dict):
+    def __init__(self, statistics, schema, baseline_statistics, settings: DriftCheckSettings):
         super().__init__(spec=DriftCheckSpec(
             statistics=statistics, schema=schema, baseline_statistics=baseline_statistics,
-            settings=json.dumps(settings, sort_keys=True), report=types.Channel(type=DriftReport),
+            settings=settings.model_dump_json(), report=types.Channel(type=DriftReport),
         ))

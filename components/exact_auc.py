@@ -16,20 +16,20 @@ import apache_beam as beam
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
-NAME = "auc"
+from components.evaluation import EXACT_AUC
 
 
 class ExactAUC(metric_types.Metric):
     """Exact ROC AUC of a binary classifier's score (label weight per distinct score)."""
 
-    def __init__(self, name: str = NAME):
+    def __init__(self, name: str = EXACT_AUC):
         super().__init__(metric_util.merge_per_key_computations(_exact_auc), name=name)
 
 
 metric_types.register_metric(ExactAUC)
 
 
-def _exact_auc(name: str = NAME, eval_config: Optional[config_pb2.EvalConfig] = None, model_name: str = "",
+def _exact_auc(name: str = EXACT_AUC, eval_config: Optional[config_pb2.EvalConfig] = None, model_name: str = "",
                output_name: str = "", sub_key: Optional[metric_types.SubKey] = None,
                aggregation_type: Optional[metric_types.AggregationType] = None,
                class_weights: Optional[Dict[int, float]] = None,

@@ -13,25 +13,25 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from components.contracts import TPU_FUNCTION_ALIAS
 from components.features import feature_values, serving_feature_spec
+from components.settings import Feature, TransformSettings
 
 RAW_SIGNATURE = "serving_raw"
 TRANSFORM_SIGNATURE = "transform_features"
-TPU_FUNCTION_ALIAS = "tpu_func"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, None)  # one row, then every warmup row in one request
 
 
-def missing_value(feature: dict, dtype: tf.dtypes.DType):
+def missing_value(feature: Feature, dtype: tf.dtypes.DType):
     """What the transform puts where the feature is missing: a raw request sends this for 'no value'."""
-    if feature.get("fill_value") is not None:
-        return feature["fill_value"]
+    if feature.fill_value is not None:
+        return feature.fill_value
     return "" if dtype == tf.string else 0
 
 
-def raw_input_specs(raw_spec: dict, settings: dict) -> dict[str, tf.TensorSpec]:
-    return {feature["name"]: tf.TensorSpec([None], raw_spec[feature["name"]].dtype, name=feature["name"])
-            for feature in settings["features"]}
+def raw_input_specs(raw_spec: dict, settings: TransformSettings) -> dict[str, tf.TensorSpec]:
+    return {name: tf.TensorSpec([None], raw_spec[name].dtype, name=name) for name in settings.feature_names}
 
 
 def _as_parsed(tensor, spec):
@@ -43,7 +43,7 @@ def _as_parsed(tensor, spec):
     return tf.reshape(tensor, [-1] + list(spec.shape))
 
 
-def signatures(model, tf_transform_output, settings: dict, decision_threshold: float) -> dict:
+def signatures(model, tf_transform_output, settings: TransformSettings, decision_threshold: float) -> dict:
     """serving_default, serving_raw and transform_features; all call model.tpu_core for the model."""
     raw_spec = tf_transform_output.raw_feature_spec()
     request_spec = serving_feature_spec(raw_spec, settings)
@@ -87,11 +87,11 @@ def save_options(model) -> tf.saved_model.SaveOptions:
     return tf.saved_model.SaveOptions(function_aliases={TPU_FUNCTION_ALIAS: model.tpu_core.get_concrete_function()})
 
 
-def raw_inputs(examples: list[tf.train.Example], raw_spec: dict, settings: dict) -> dict[str, np.ndarray]:
+def raw_inputs(examples: list[tf.train.Example], raw_spec: dict, settings: TransformSettings) -> dict[str, np.ndarray]:
     """serving_raw's inputs for these examples: one array per feature, missing values filled."""
     inputs = {}
-    for feature in settings["features"]:
-        name, dtype = feature["name"], raw_spec[feature["name"]].dtype
+    for feature in settings.features:
+        name, dtype = feature.name, raw_spec[feature.name].dtype
         column = []
         for example in examples:
             values = feature_values(example.features.feature.get(name))
@@ -100,7 +100,7 @@ def raw_inputs(examples: list[tf.train.Example], raw_spec: dict, settings: dict)
     return inputs
 
 
-def predict_requests(examples: list[tf.train.Example], raw_spec: dict, settings: dict, model_name: str,
+def predict_requests(examples: list[tf.train.Example], raw_spec: dict, settings: TransformSettings, model_name: str,
                      batch_sizes=WARMUP_BATCH_SIZES) -> list:
     """PredictRequests as a TF Serving client sends them, per batch size (None: all the examples):
     serialized examples for serving_default, then raw rows for serving_raw."""
@@ -123,7 +123,7 @@ def predict_requests(examples: list[tf.train.Example], raw_spec: dict, settings:
     return requests
 
 
-def write_warmup(saved_model_dir: str, examples: list[tf.train.Example], raw_spec: dict, settings: dict,
+def write_warmup(saved_model_dir: str, examples: list[tf.train.Example], raw_spec: dict, settings: TransformSettings,
                  model_name: str) -> None:
     """TF Serving replays this file when it loads the version, so the first real request is fast."""
     from tensorflow_serving.apis import prediction_log_pb2

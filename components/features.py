@@ -1,5 +1,7 @@
-"""Feature settings shared by the transform and the trainer (they arrive as custom_config dicts)."""
+"""Raw features as the transform, the trainer and serving see them: names, request specs, tf.Example values."""
 import tensorflow as tf
+
+from components.settings import TransformSettings
 
 CATEGORICAL_TREATMENTS = ("bucketize", "identity", "vocabulary")
 
@@ -8,15 +10,9 @@ def transformed_name(feature_name: str) -> str:
     return f"{feature_name}_xf"
 
 
-def label_source_columns(label: dict) -> list[str]:
-    """Raw columns the label is computed from; a serving request carries none that are not features."""
-    return [label["source"]] + ([label["denominator"]] if label.get("denominator") else [])
-
-
-def serving_feature_spec(raw_feature_spec: dict, settings: dict) -> dict:
+def serving_feature_spec(raw_feature_spec: dict, settings: TransformSettings) -> dict:
     """The raw feature spec of a serving request: the label's source column is never sent."""
-    feature_names = {feature["name"] for feature in settings["features"]}
-    dropped = set(label_source_columns(settings["label"])) - feature_names
+    dropped = set(settings.label.source_columns) - set(settings.feature_names)
     return {name: spec for name, spec in raw_feature_spec.items() if name not in dropped}
 
 

@@ -1,7 +1,7 @@
 """RetrainPolicy: decides, for the newest span, to skip, fine-tune or fully retrain, and says why.
 
-The decision is an artifact (RetrainDecision) whose custom property `mode` drives the Cond
-blocks of the pipeline; `reasons` (JSON list of sentences), the model that serves and the spans it
+The decision is an artifact (RetrainDecision) whose custom property MODE_KEY drives the Cond
+blocks of the pipeline; REASONS_KEY (JSON list of sentences), the model that serves and the spans it
 lags, and the span's rejected candidates go to ML Metadata and the summary.
   - skip:         the data gate blocked the span; or a full retrain on this span was rejected under
                   the same settings (it would only be rejected again: the served model stays until a
@@ -23,11 +23,12 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
+from components.artifacts import DataGateResult, DriftReport, RetrainDecision, Verdict, single
 from components.blessed_lineage import spans
-from components.contracts import (FINE_TUNE, FULL_RETRAIN, MODE_KEY, REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY,
-                                  RUN_KEY, SERVING_KEY, SETTINGS_DIGEST_KEY, SKIP, SPAN_KEY, RetrainDecision, Verdict)
-from components.data_gate import BLESSED_KEY, DataGateResult
-from components.drift_check import DriftReport
+from components.contracts import (BLESSED_KEY, DRIFTED_FEATURES_KEY, FINE_TUNE, FULL_RETRAIN, MODE_KEY, REASONS_KEY,
+                                  REJECTED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_KEY, SETTINGS_DIGEST_KEY, SETTINGS_KEY,
+                                  SKIP, SPAN_KEY)
+from components.settings import RetrainPolicySettings
 
 
 def _rejected_runs(rejected: list[dict]) -> str:
@@ -80,22 +81,22 @@ def rejected_on(verdicts: list[types.Artifact], span: int, settings_digest: str)
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
-        decision = artifact_utils.get_single_instance(output_dict["decision"])
+        settings = RetrainPolicySettings.model_validate_json(exec_properties[SETTINGS_KEY])
+        [decision] = single(output_dict, "decision")
+        report, gate = single(input_dict, "drift_report", "data_gate")
         span = max(spans(input_dict["examples"]))
-        report = artifact_utils.get_single_instance(input_dict["drift_report"])
-        drifted = json.loads(report.get_string_custom_property("drifted_features") or "[]")
+        drifted = json.loads(report.get_string_custom_property(DRIFTED_FEATURES_KEY) or "[]")
         graphs = input_dict.get("baseline_transform_graph") or []
         schema_changed = False
         if graphs:
             schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
                 artifact_utils.get_single_uri(input_dict["schema"])))
             schema_changed = tft.TFTransformOutput(graphs[0].uri).raw_metadata.schema != schema
-        gate = artifact_utils.get_single_instance(input_dict["data_gate"])
         baseline_spans = spans(input_dict.get("baseline_examples") or [])
-        digest = exec_properties["settings_digest"]
+        digest = settings.settings_digest
         rejected = rejected_on(input_dict.get("rejected_verdicts") or [], span, digest)
         mode, reasons = decide(
-            exec_properties["policy"], exec_properties["full_retrain_every_n_spans"], span,
+            settings.policy, settings.full_retrain_every_n_spans, span,
             baseline_spans, spans(input_dict.get("analysed_examples") or []),
             schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1, rejected=rejected)
         models = input_dict.get("baseline_model") or []
@@ -111,11 +112,7 @@ class Executor(base_executor.BaseExecutor):
 
 
 class RetrainPolicySpec(types.ComponentSpec):
-    PARAMETERS = {
-        "policy": ExecutionParameter(type=str),
-        "full_retrain_every_n_spans": ExecutionParameter(type=int),
-        "settings_digest": ExecutionParameter(type=str),   # PipelineConfig.candidate_settings_digest
-    }
+    PARAMETERS = {SETTINGS_KEY: ExecutionParameter(type=str)}   # RetrainPolicySettings as JSON
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "schema": ChannelParameter(type=standard_artifacts.Schema),
@@ -135,13 +132,12 @@ class RetrainPolicy(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, examples, schema, data_gate, drift_report, baseline_model, baseline_examples, analysed_examples,
-                 baseline_transform_graph, rejected_verdicts, policy: str, full_retrain_every_n_spans: int,
-                 settings_digest: str):
+                 baseline_transform_graph, rejected_verdicts, settings: RetrainPolicySettings):
         super().__init__(spec=RetrainPolicySpec(
             examples=examples, schema=schema, data_gate=data_gate, drift_report=drift_report,
             baseline_model=baseline_model, baseline_examples=baseline_examples,
             analysed_examples=analysed_examples, baseline_transform_graph=baseline_transform_graph,
             rejected_verdicts=rejected_verdicts,
-            policy=policy, full_retrain_every_n_spans=full_retrain_every_n_spans, settings_digest=settings_digest,
+            settings=settings.model_dump_json(),
             decision=types.Channel(type=RetrainDecision),
         ))

@@ -1,6 +1,6 @@
 """Serving check of one SavedModel, run in a fresh process as TF Serving would load it.
 
-    python -m components.serving_check MODEL_DIR CANARY_JSON REPORT_JSON --settings JSON --model-name NAME
+    python -m components.serving_check MODEL_DIR CANARY_JSON REPORT_JSON --settings SERVING_VALIDATOR_SETTINGS_JSON
 
 Loads the model, replays its warmup file, then sends the Trainer's canary rows through
 serving_default (serialized tf.Examples) and serving_raw (one tensor per raw feature) as
@@ -16,6 +16,10 @@ import pathlib
 import time
 
 import numpy as np
+
+from components.contracts import TPU_FUNCTION_ALIAS
+from components.settings import ServingValidatorSettings
+
 
 def _example(features: dict):
     import tensorflow as tf
@@ -45,11 +49,10 @@ def _output_problems(where: str, outputs: dict) -> list[str]:
     return problems
 
 
-def check(model_dir: str, canary_file: str, settings: dict, model_name: str) -> dict:
+def check(model_dir: str, canary_file: str, settings: ServingValidatorSettings) -> dict:
     import tensorflow as tf
 
     from components import export
-    from components.features import label_source_columns
 
     started = time.monotonic()
     loaded = tf.saved_model.load(model_dir, options=tf.saved_model.LoadOptions(experimental_load_function_aliases=True))
@@ -60,8 +63,8 @@ def check(model_dir: str, canary_file: str, settings: dict, model_name: str) -> 
     if missing:
         problems.append(f"signatures missing: {', '.join(missing)}")
         return report
-    if export.TPU_FUNCTION_ALIAS not in loaded.function_aliases:
-        problems.append(f"no function saved under the TPU alias '{export.TPU_FUNCTION_ALIAS}'")
+    if TPU_FUNCTION_ALIAS not in loaded.function_aliases:
+        problems.append(f"no function saved under the TPU alias '{TPU_FUNCTION_ALIAS}'")
 
     warmup = export.read_warmup(model_dir) if tf.io.gfile.exists(f"{model_dir}/{export.WARMUP_FILE}") else []
     report["warmup_requests"] = len(warmup)
@@ -74,10 +77,11 @@ def check(model_dir: str, canary_file: str, settings: dict, model_name: str) -> 
 
     raw_spec = loaded.signatures[export.RAW_SIGNATURE].structured_input_signature[1]
     canary = json.loads(pathlib.Path(canary_file).read_text())["rows"]
-    label_only = set(label_source_columns(settings["label"])) - {feature["name"] for feature in settings["features"]}
+    transform = settings.transform
+    label_only = set(transform.label.source_columns) - set(transform.feature_names)
     examples = [_example({k: v for k, v in row["features"].items() if k not in label_only}) for row in canary]
     expected = np.array([row["probability"] for row in canary])
-    by_example, by_row = export.predict_requests(examples, raw_spec, settings, model_name, batch_sizes=(None,))
+    by_example, by_row = export.predict_requests(examples, raw_spec, transform, settings.model_name, batch_sizes=(None,))
     report["canary_rows"] = len(canary)
     for request in (by_example, by_row):
         signature = request.model_spec.signature_name
@@ -86,13 +90,14 @@ def check(model_dir: str, canary_file: str, settings: dict, model_name: str) -> 
         served = np.asarray(outputs["probabilities"], dtype=np.float64).reshape(-1)
         difference = float(np.max(np.abs(served - expected))) if len(expected) else 0.0
         report[f"max_difference_{signature}"] = difference
-        if not math.isfinite(difference) or difference > settings["tolerance"]:
+        tolerance = settings.validation.tolerance
+        if not math.isfinite(difference) or difference > tolerance:
             problems.append(f"canary rows ({signature}): scores differ from the Trainer's by up to {difference:.3g} "
-                            f"(tolerance {settings['tolerance']:g})")
+                            f"(tolerance {tolerance:g})")
 
     latencies = []
     for example in examples:
-        one_row = export.predict_requests([example], raw_spec, settings, model_name, batch_sizes=(1,))[0]
+        one_row = export.predict_requests([example], raw_spec, transform, settings.model_name, batch_sizes=(1,))[0]
         started = time.perf_counter()
         export.serve(loaded, one_row)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -107,10 +112,9 @@ def main() -> None:
     parser.add_argument("model_dir")
     parser.add_argument("canary_file")
     parser.add_argument("report_file")
-    parser.add_argument("--settings", required=True, help="transform settings and tolerance, as JSON")
-    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--settings", required=True, help="the ServingValidator's settings, as JSON")
     args = parser.parse_args()
-    report = check(args.model_dir, args.canary_file, json.loads(args.settings), args.model_name)
+    report = check(args.model_dir, args.canary_file, ServingValidatorSettings.model_validate_json(args.settings))
     pathlib.Path(args.report_file).write_text(json.dumps(report, indent=1))
 
 

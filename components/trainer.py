@@ -16,28 +16,26 @@ from tfx_bsl.public import tfxio
 from tensorflow.python.autograph.core import config as autograph_config
 
 from components import export
+from components.contracts import CANARY_FILE, FINE_TUNE, HISTORY_FILE, WARM_START_FILE
 from components.features import CATEGORICAL_TREATMENTS, feature_values, serving_feature_spec, transformed_name
+from components.settings import Feature, ModelSection, TrainerSettings, TransformSettings
 
 # TF 2.16's AutoGraph leaves `keras` alone but not `tf_keras`: it rewrote some 1,500 Keras internals
 # on every fit, 25 s before the first step. Later TF releases carry this same rule.
 if not any(rule.matches("tf_keras") for rule in autograph_config.CONVERSION_RULES):
     autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"),) + autograph_config.CONVERSION_RULES
 
-CANARY_FILE = "canary_predictions.json"
-WARM_START_FILE = "warm_start.json"
 CANARY_ROWS = 20
 
 
-def _raw_dataset(fn_args, file_pattern, tf_transform_output, batch_size, shuffle):
-    return fn_args.data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle, shuffle_seed=fn_args.custom_config["seed"]),
-        tf_transform_output.raw_metadata.schema,
-    )
+def _raw_dataset(fn_args, file_pattern, tf_transform_output, settings: TrainerSettings, shuffle):
+    options = tfxio.TensorFlowDatasetOptions(batch_size=settings.training.batch_size, shuffle=shuffle,
+                                             shuffle_seed=settings.training.seed)
+    return fn_args.data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
 
 
-def _training_dataset(raw_dataset, tft_layer, settings):
-    label_name = settings["label"]["name"]
+def _training_dataset(raw_dataset, tft_layer, settings: TransformSettings):
+    label_name = settings.label.name
 
     def split_label(raw_features):
         transformed = tft_layer(raw_features)
@@ -47,18 +45,18 @@ def _training_dataset(raw_dataset, tft_layer, settings):
     return raw_dataset.map(split_label, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _category_count(feature, tf_transform_output):
-    if feature["treatment"] == "vocabulary":
-        return tf_transform_output.num_buckets_for_transformed_feature(transformed_name(feature["name"]))
-    return feature["buckets"]
+def _category_count(feature: Feature, tf_transform_output):
+    if feature.treatment == "vocabulary":
+        return tf_transform_output.num_buckets_for_transformed_feature(transformed_name(feature.name))
+    return feature.buckets
 
 
-def build_model(settings, tf_transform_output, model_settings):
+def build_model(settings: TransformSettings, tf_transform_output, model_settings: ModelSection):
     """Categorical features one-hot, numeric ones as they are, then dense layers and a sigmoid."""
     inputs, encoded = {}, []
-    for feature in settings["features"]:
-        name = transformed_name(feature["name"])
-        if feature["treatment"] in CATEGORICAL_TREATMENTS:
+    for feature in settings.features:
+        name = transformed_name(feature.name)
+        if feature.treatment in CATEGORICAL_TREATMENTS:
             inputs[name] = keras.Input(shape=(), name=name, dtype=tf.int64)
             count = _category_count(feature, tf_transform_output)
             encoded.append(keras.layers.CategoryEncoding(count, output_mode="one_hot", name=f"{name}_onehot")(inputs[name]))
@@ -68,14 +66,14 @@ def build_model(settings, tf_transform_output, model_settings):
     hidden = keras.layers.Concatenate(name="features")(encoded)
     # Weight decay: without it the model drives the logits of separable rows (Cash trips: no tip recorded)
     # towards -infinity, scores of 1e-12 that rank as ties.
-    regularizer = keras.regularizers.L2(model_settings["l2"]) if model_settings["l2"] else None
-    for index, units in enumerate(model_settings["hidden_units"]):
+    regularizer = keras.regularizers.L2(model_settings.l2) if model_settings.l2 else None
+    for index, units in enumerate(model_settings.hidden_units):
         hidden = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"hidden_{index}")(hidden)
-        if model_settings["dropout"]:
-            hidden = keras.layers.Dropout(model_settings["dropout"], name=f"dropout_{index}")(hidden)
+        if model_settings.dropout:
+            hidden = keras.layers.Dropout(model_settings.dropout, name=f"dropout_{index}")(hidden)
     probability = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="probability")(hidden)
     model = keras.Model(inputs=inputs, outputs=probability)
-    _compile(model, model_settings["learning_rate"])
+    _compile(model, model_settings.learning_rate)
     return model
 
 
@@ -91,7 +89,7 @@ def _files(patterns: list[str]) -> list[str]:
     return [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
 
 
-def _write_canary(fn_args, model, tf_transform_output, settings, signature):
+def _write_canary(fn_args, model, tf_transform_output, settings: TransformSettings, signature):
     """The trained model's own predictions on the first eval rows, to check the exported model against."""
     serialized = [record.numpy() for record in
                   tf.data.TFRecordDataset(_files(fn_args.eval_files), compression_type="GZIP").take(CANARY_ROWS)]
@@ -117,73 +115,74 @@ def _weights_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _fit(model, train, evaluation, steps, fn_args, config, callbacks=()):
+def _fit(model, train, evaluation, steps, fn_args, settings: TrainerSettings, callbacks=()):
     """`steps` as training.epochs epochs, each ending with the loss on the eval split; with early stopping,
     training stops once that loss has not fallen for `early_stopping_patience` epochs, and the weights of
     the epoch with the lowest loss are kept."""
-    epochs = config["epochs"]
+    epochs = settings.training.epochs
+    patience = settings.training.early_stopping_patience
     callbacks = list(callbacks)
-    if config["early_stopping_patience"]:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config["early_stopping_patience"], restore_best_weights=True))
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     return model.fit(train, epochs=epochs, steps_per_epoch=steps // epochs, validation_data=evaluation,
                      validation_steps=fn_args.eval_steps, callbacks=callbacks, verbose=0).history
 
 
-def _fine_tune(fn_args, config, train, evaluation):
+def _fine_tune(fn_args, settings: TrainerSettings, train, evaluation):
     """Warm start: the blessed model's weights, frozen layers first, then optionally all layers."""
-    settings = config["fine_tune"]
+    fine_tune = settings.fine_tune
     model = keras.models.load_model(fn_args.base_model, compile=False)
     start = _weights_fingerprint(model)
     names = {layer.name for layer in model.layers}
-    missing = sorted(set(settings["frozen_layers"]) - names)
+    missing = sorted(set(fine_tune.frozen_layers) - names)
     if missing:
         raise ValueError(f"retraining.fine_tune.frozen_layers: no layer named {', '.join(missing)} "
                          f"in the blessed model (layers: {', '.join(sorted(names))})")
-    phases = [(settings["frozen_layers"], settings["train_steps"])]
-    if settings["unfrozen_steps"]:
-        phases.append(([], settings["unfrozen_steps"]))
+    phases = [(fine_tune.frozen_layers, fine_tune.train_steps)]
+    if fine_tune.unfrozen_steps:
+        phases.append(([], fine_tune.unfrozen_steps))
     history = {}
     for frozen, steps in phases:
         for layer in model.layers:
             layer.trainable = layer.name not in frozen
-        _compile(model, settings["learning_rate"])
-        for key, values in _fit(model, train, evaluation, steps, fn_args, config).items():
+        _compile(model, fine_tune.learning_rate)
+        for key, values in _fit(model, train, evaluation, steps, fn_args, settings).items():
             history.setdefault(key, []).extend(values)
     warm_start = {"base_model": fn_args.base_model, "base_weights_sha256": start,
-                  "frozen_layers": settings["frozen_layers"], "phases": [steps for _, steps in phases]}
+                  "frozen_layers": fine_tune.frozen_layers, "phases": [steps for _, steps in phases]}
     return model, history, warm_start
 
 
 def run_fn(fn_args: tfx.components.FnArgs):
-    """Full training (a new model on the window) or fine-tuning (custom_config mode: fine_tune)."""
-    config = fn_args.custom_config
-    keras.utils.set_random_seed(config["seed"])
-    settings = config["transform"]
+    """Full training (a new model on the window) or fine-tuning (settings mode FINE_TUNE).
+
+    custom_config is PipelineConfig.trainer_settings(mode) (TrainerSettings)."""
+    settings = TrainerSettings.model_validate(fn_args.custom_config)
+    transform = settings.transform
+    keras.utils.set_random_seed(settings.training.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tft_layer = tf_transform_output.transform_features_layer()
-    batch_size = config["batch_size"]
     train = _training_dataset(
-        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle=True), tft_layer, settings)
+        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, settings, shuffle=True), tft_layer, transform)
     evaluation = _training_dataset(
-        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, shuffle=False), tft_layer, settings)
+        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, settings, shuffle=False), tft_layer, transform)
 
-    if config.get("mode") == "fine_tune":
-        model, history, warm_start = _fine_tune(fn_args, config, train, evaluation)
+    if settings.mode == FINE_TUNE:
+        model, history, warm_start = _fine_tune(fn_args, settings, train, evaluation)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
             json.dump(warm_start, handle, indent=1)
     else:
-        model = build_model(settings, tf_transform_output, config["model"])
-        history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, config,
+        model = build_model(transform, tf_transform_output, settings.model)
+        history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, settings,
                        [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")])
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
 
     model.tft_layer = tft_layer  # tracked, so the transform graph is saved inside the model
-    signatures = export.signatures(model, tf_transform_output, settings, config["decision_threshold"])
+    signatures = export.signatures(model, tf_transform_output, transform, settings.decision_threshold)
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, options=export.save_options(model))
     raw_spec = tf_transform_output.raw_feature_spec()
     warmup_examples = export.serving_examples(
-        _files(fn_args.train_files), config["serving"]["warmup_rows"], serving_feature_spec(raw_spec, settings))
-    export.write_warmup(fn_args.serving_model_dir, warmup_examples, raw_spec, settings, config["serving"]["model_name"])
-    _write_canary(fn_args, model, tf_transform_output, settings, "serving_default")
+        _files(fn_args.train_files), settings.warmup_rows, serving_feature_spec(raw_spec, transform))
+    export.write_warmup(fn_args.serving_model_dir, warmup_examples, raw_spec, transform, settings.model_name)
+    _write_canary(fn_args, model, tf_transform_output, transform, "serving_default")

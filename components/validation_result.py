@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import json
 
-FAIRNESS_PREFIX = "fairness_indicators_metrics/"
-OVERALL = "Overall"
+from components.evaluation import display_name, slice_key_name
+
 CHANGE = " (change vs baseline)"
 GAP = " (difference between the slices)"
-
-
-def display_name(metric_name: str) -> str:
-    return metric_name.removeprefix(FAIRNESS_PREFIX)
-
-
-def slice_name(slice_key) -> str:
-    parts = []
-    for single in slice_key.single_slice_keys:
-        value = getattr(single, single.WhichOneof("kind")) if single.WhichOneof("kind") else None
-        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts) or OVERALL
 
 
 def _validated_slice_name(per_slice) -> str:
     """A slice, or for a cross-slice gate the two slices whose difference was checked."""
     if per_slice.HasField("cross_slice_key"):
         cross = per_slice.cross_slice_key
-        return f"{slice_name(cross.baseline_slice_key)} vs {slice_name(cross.comparison_slice_key)}"
-    return slice_name(per_slice.slice_key)
+        return f"{slice_key_name(cross.baseline_slice_key)} vs {slice_key_name(cross.comparison_slice_key)}"
+    return slice_key_name(per_slice.slice_key)
 
 
 def _threshold_json(threshold):
@@ -57,7 +45,7 @@ def gate_failures(evaluation_uri: str) -> list[dict]:
         failures.append({"slice": "", "metric": "(a gated metric)", "value": None,
                          "threshold": "no value was computed for a metric that has a threshold"})
     for missing in result.missing_slices:
-        failures.append({"slice": slice_name(missing), "metric": "(every gated metric)", "value": None,
+        failures.append({"slice": slice_key_name(missing), "metric": "(every gated metric)", "value": None,
                          "threshold": "the slice has no examples in the eval split"})
     return failures
 

@@ -5,23 +5,24 @@ import hashlib
 import json
 import pathlib
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from components.contracts import FINE_TUNE, FULL_RETRAIN
+from components.evaluation import GATED_RATES, SLICE_METRICS
+from components.settings import (DriftCheckSettings, Feature, FeatureDrift, FineTuneSettings, Label, ModelSection,
+                                 PositiveInt, RetrainPolicySettings, Section, ServingSection, ServingValidatorSettings,
+                                 TrainerSettings, TrainingSection, TransformSettings)
 
 SPAN_TOKEN = re.compile(r"\{SPAN(?::\d+)?\}")  # ExampleGen's span spec, optionally zero-padded to a width
-PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class ConfigError(Exception):
     """pipeline.yaml cannot be used; the message names the file, the key, the value and what is allowed."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PipelineSection(Section):
@@ -51,62 +52,6 @@ class DataSection(Section):
         return self
 
 
-class Feature(Section):
-    """One raw column and how the transform turns it into a model input."""
-
-    name: str
-    treatment: Literal["zscore", "bucketize", "vocabulary", "identity"]
-    buckets: Optional[PositiveInt] = None          # bucketize: quantile buckets; identity: values 0..buckets-1
-    top_k: Optional[PositiveInt] = None            # vocabulary: keep the k most frequent values
-    oov_buckets: Annotated[int, Field(ge=0)] = 1  # vocabulary: buckets for values outside the vocabulary
-    fill_value: Union[float, str, None] = None     # value used where the feature is missing
-
-    @model_validator(mode="after")
-    def _treatment_arguments(self):
-        if self.treatment in ("bucketize", "identity") and self.buckets is None:
-            raise ValueError(f"feature {self.name!r}: treatment {self.treatment!r} needs 'buckets'")
-        if self.treatment not in ("bucketize", "identity") and self.buckets is not None:
-            raise ValueError(f"feature {self.name!r}: 'buckets' only applies to bucketize and identity")
-        if self.treatment != "vocabulary" and self.top_k is not None:
-            raise ValueError(f"feature {self.name!r}: 'top_k' only applies to vocabulary")
-        return self
-
-
-class Label(Section):
-    """The label is made in the transform from raw columns, so serving requests never carry it."""
-
-    name: str
-    source: str
-    rule: Literal["ratio_above", "above", "equals"]
-    denominator: Optional[str] = None   # ratio_above: source / denominator > threshold
-    threshold: Optional[float] = None   # ratio_above, above
-    value: Optional[str] = None         # equals: source == value
-
-    @model_validator(mode="after")
-    def _rule_arguments(self):
-        needs = {"ratio_above": ("denominator", "threshold"), "above": ("threshold",), "equals": ("value",)}
-        missing = [key for key in needs[self.rule] if getattr(self, key) is None]
-        if missing:
-            raise ValueError(f"rule {self.rule!r} needs {', '.join(missing)}")
-        return self
-
-
-class ModelSection(Section):
-    hidden_units: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 32]
-    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    l2: Annotated[float, Field(ge=0.0)] = 0.001      # weight decay on the dense layers' kernels
-
-
-class TrainingSection(Section):
-    train_steps: PositiveInt = 1000
-    eval_steps: PositiveInt = 100
-    batch_size: PositiveInt = 40
-    seed: Annotated[int, Field(ge=0)] = 42   # weights' initialisation and shuffling: same data, same model
-    epochs: PositiveInt = 10                 # the steps (full training and fine-tuning) run as this many epochs
-    early_stopping_patience: Annotated[int, Field(ge=0)] = 2   # epochs without a lower eval loss (0: no early stop)
-
-
 class Gate(Section):
     """A TFMA threshold: an absolute bound, and/or no regression against the blessed baseline."""
 
@@ -125,12 +70,6 @@ class Gate(Section):
 class EvaluationSection(Section):
     gates: Annotated[list[Gate], Field(min_length=1)]
     decision_threshold: Fraction = 0.5
-
-
-# Rates a fairness gate can hold, at one of fairness.thresholds (Fairness Indicators reports these and more).
-GATED_RATES = ("false_positive_rate", "false_negative_rate", "true_positive_rate", "true_negative_rate",
-               "positive_rate", "false_discovery_rate", "false_omission_rate")
-SLICE_METRICS = ("auc", "example_count")
 
 
 class SliceGate(Section):
@@ -164,10 +103,6 @@ class FairnessSection(Section):
     slice_gates: list[SliceGate] = []
     gap_gates: list[GapGate] = []
 
-    def metric_threshold(self, metric: str) -> Optional[float]:
-        """The decision threshold of a `rate@threshold` metric name (None for auc, example_count)."""
-        return None if metric in SLICE_METRICS else float(metric.split("@", 1)[1])
-
     @model_validator(mode="after")
     def _gates_name_known_metrics(self):
         for key, gates in (("slice_gates", self.slice_gates), ("gap_gates", self.gap_gates)):
@@ -189,65 +124,6 @@ class FairnessSection(Section):
             if gate.slices is not None and gate.slices not in self.slices:
                 raise ValueError(f"gap_gates: slices {gate.slices} is not an entry of fairness.slices {self.slices}")
         return self
-
-
-class Resources(Section):
-    """Kubernetes requests/limits of one TF Serving replica; accelerators: GPUs or TPU chips."""
-
-    cpu: str = "2"
-    memory: str = "4Gi"
-    accelerators: PositiveInt = 1
-
-
-class TpuSettings(Section):
-    """GKE TPU node pool and the Cloud TPU Inference Converter's options."""
-
-    accelerator: str = "tpu-v5-lite-podslice"   # node selector cloud.google.com/gke-tpu-accelerator
-    topology: str = "1x1"                      # node selector cloud.google.com/gke-tpu-topology
-    batch_sizes: list[PositiveInt] = [8, 32, 128]   # converter: allowed batch sizes of the TPU function
-    batch_timeout_micros: Annotated[int, Field(ge=0)] = 5000
-    num_batch_threads: PositiveInt = 2
-    converter_image: str = "us-docker.pkg.dev/cloud-tpu-images/inference/tpu-inference-converter-cli"
-    serving_image: str = "us-docker.pkg.dev/cloud-tpu-images/inference/tf-serving-tpu:2.16.1"
-
-
-class Batching(Section):
-    """TF Serving's --batching_parameters_file (GPU target): batches of requests per model call."""
-
-    max_batch_size: PositiveInt = 128
-    batch_timeout_micros: Annotated[int, Field(ge=0)] = 2000
-    max_enqueued_batches: PositiveInt = 100
-    num_batch_threads: PositiveInt = 4
-    allowed_batch_sizes: list[PositiveInt] = []    # [] lets TF Serving use any size up to max_batch_size
-
-    @model_validator(mode="after")
-    def _sizes_end_at_max(self):
-        sizes = self.allowed_batch_sizes
-        if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
-            raise ValueError(f"allowed_batch_sizes must increase and end at max_batch_size {self.max_batch_size} (got {sizes})")
-        return self
-
-
-class ServingValidation(Section):
-    """Serving validation: the candidate loaded in a fresh process and queried as TF Serving would."""
-
-    tolerance: Annotated[float, Field(gt=0.0)] = 1.0e-5       # |served - Trainer's| per canary row
-    max_load_seconds: Annotated[float, Field(gt=0.0)] = 120.0
-    max_latency_ms: Annotated[float, Field(gt=0.0)] = 1000.0   # p99 of one-row requests
-
-
-class ServingSection(Section):
-    base: str = "outputs/serving"
-    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
-    versions_to_keep: PositiveInt = 3          # older version folders are deleted after a push
-    warmup_rows: PositiveInt = 16              # training rows in assets.extra/tf_serving_warmup_requests
-    target: Literal["cpu", "gpu", "tpu"] = "cpu"
-    image: Optional[str] = None                # None: tensorflow/serving:<TF Serving release of the lock>[-gpu]
-    replicas: PositiveInt = 1
-    resources: Resources = Resources()
-    batching: Batching = Batching()
-    tpu: TpuSettings = TpuSettings()
-    validation: ServingValidation = ServingValidation()
 
 
 Threshold = Optional[Annotated[float, Field(gt=0.0)]]
@@ -275,15 +151,6 @@ class DriftSettings(Section):
     features: dict[str, DriftThresholds] = {}   # per feature: only the measures written here replace the defaults
     serving_logs: Optional[str] = None   # folder of logged serving requests (CSV) for a training/serving skew check
     skew_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
-
-
-class FineTuneSettings(Section):
-    """Warm start from the blessed model, through its own transform graph (no re-analysis)."""
-
-    learning_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.0001
-    train_steps: PositiveInt = 200
-    frozen_layers: list[str] = []              # layer names kept fixed while the rest trains
-    unfrozen_steps: Annotated[int, Field(ge=0)] = 0  # then train every layer for this many steps (0: skip)
 
 
 class RetrainingSection(Section):
@@ -372,13 +239,41 @@ class PipelineConfig(Section):
     def serving_dir(self) -> pathlib.Path:
         return self.path(self.serving.base) / self.serving.model_name
 
-    def transform_settings(self) -> dict:
-        """What the transform and trainer modules need, as plain data (it travels in custom_config)."""
-        return {
-            "features": [feature.model_dump() for feature in self.features],
-            "label": self.label.model_dump(),
-        }
+    # --- each component's settings (components/settings.py), built once here ------------------------
 
+    def transform_settings(self) -> TransformSettings:
+        return TransformSettings(features=self.features, label=self.label)
+
+    def trainer_settings(self, mode: str) -> TrainerSettings:
+        """The Trainer's (mode FULL_RETRAIN) or the FineTuneTrainer's (mode FINE_TUNE) settings."""
+        assert mode in (FULL_RETRAIN, FINE_TUNE), mode
+        return TrainerSettings(
+            mode=mode, transform=self.transform_settings(), model=self.model, training=self.training,
+            fine_tune=self.retraining.fine_tune, decision_threshold=self.evaluation.decision_threshold,
+            model_name=self.serving.model_name, warmup_rows=self.serving.warmup_rows)
+
+    def serving_validator_settings(self) -> ServingValidatorSettings:
+        return ServingValidatorSettings(transform=self.transform_settings(), validation=self.serving.validation,
+                                        model_name=self.serving.model_name)
+
+    def drift_check_settings(self) -> DriftCheckSettings:
+        """Each feature's kind and thresholds: retraining.drift.thresholds, overridden per feature."""
+        drift = self.retraining.drift
+        features = {}
+        for feature in self.features:
+            override = drift.features.get(feature.name, DriftThresholds())
+            features[feature.name] = FeatureDrift(kind=drift_kind(feature), thresholds={
+                measure: getattr(override if measure in override.model_fields_set else drift.thresholds, measure)
+                for measure in DRIFT_MEASURES[drift_kind(feature)]})
+        return DriftCheckSettings(
+            quantile_buckets=drift.quantile_buckets, significance=drift.significance, features=features,
+            serving_logs=str(self.path(drift.serving_logs)) if drift.serving_logs else None,
+            skew_threshold=drift.skew_threshold)
+
+    def retrain_policy_settings(self) -> RetrainPolicySettings:
+        return RetrainPolicySettings(policy=self.retraining.policy,
+                                     full_retrain_every_n_spans=self.retraining.full_retrain_every_n_spans,
+                                     settings_digest=self.candidate_settings_digest())
 
     def candidate_settings_digest(self) -> str:
         """Digest of what a candidate and its gates depend on: a rejected candidate counts (escalation) only
@@ -389,19 +284,6 @@ class PipelineConfig(Section):
                              ("fine_tune", self.retraining.fine_tune), ("serving_validation", self.serving.validation)):
             relevant[key] = section.model_dump(mode="json")
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-    def drift_settings(self) -> dict:
-        """DriftCheck's settings: each feature's kind and thresholds, the defaults overridden per feature."""
-        drift = self.retraining.drift
-        features = {}
-        for feature in self.features:
-            override = drift.features.get(feature.name, DriftThresholds())
-            features[feature.name] = {"kind": drift_kind(feature), "thresholds": {
-                measure: getattr(override if measure in override.model_fields_set else drift.thresholds, measure)
-                for measure in DRIFT_MEASURES[drift_kind(feature)]}}
-        return {"quantile_buckets": drift.quantile_buckets, "significance": drift.significance, "features": features,
-                "serving_logs": str(self.path(drift.serving_logs)) if drift.serving_logs else None,
-                "skew_threshold": drift.skew_threshold}
 
 
 def drift_kind(feature: Feature) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.contracts import EXAMPLE_GEN, EXAMPLES, RESOLVERS, SPAN_KEY
 from pipeline import spans
 from pipeline.config import PipelineConfig
-
-RESOLVERS = ("blessed_model", "training_window")
 
 
 def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
@@ -27,7 +26,7 @@ def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:
 
 
 def ingested_spans(store: metadata_store.MetadataStore, pipeline_name: str) -> set[int]:
-    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.CsvExampleGen")
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{EXAMPLE_GEN}")
     if context is None:
         return set()
     return {span_of(artifact) for artifact in store.get_artifacts_by_context(context.id)
@@ -89,13 +88,13 @@ def spans_read_by(config: PipelineConfig, run_id: str, node_ids: tuple[str, ...]
     """Spans of the Examples these nodes of this run took as input (the training window, for the trainers)."""
     store = open_store(config)
     executions = [execution.id for node, execution in _run_executions(store, config, run_id) if node in node_ids]
-    examples = _artifacts_by_type(store, executions, metadata_store_pb2.Event.INPUT).get("Examples", [])
+    examples = _artifacts_by_type(store, executions, metadata_store_pb2.Event.INPUT).get(EXAMPLES, [])
     return sorted({span_of(artifact) for artifact in examples})
 
 
 def span_of(artifact: metadata_store_pb2.Artifact):
     """ExampleGen records the span as a custom property of its Examples."""
-    value = artifact.custom_properties.get("span")
+    value = artifact.custom_properties.get(SPAN_KEY)
     return value.int_value if value is not None else None
 
 

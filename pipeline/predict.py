@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import pathlib
 
+from components.serving_base import versions
 from pipeline.config import PipelineConfig
 
 
@@ -25,8 +26,6 @@ def raw_feature_spec(config: PipelineConfig) -> dict:
 
 def served_version_dir(model_base: pathlib.Path) -> pathlib.Path | None:
     """The version TF Serving's default (latest) policy serves."""
-    from components.pusher import versions
-
     found = versions(str(model_base))
     return model_base / str(found[-1]) if found else None
 
@@ -76,3 +75,11 @@ def predict(config: PipelineConfig, input_csv: pathlib.Path, model_dir: pathlib.
     probabilities = outputs["probabilities"].numpy().reshape(-1)
     classes = outputs["classes"].numpy().reshape(-1)
     return [{**row, "probability": round(float(p), 6), "class": int(c)} for row, p, c in zip(rows, probabilities, classes)]
+
+
+def write_scores(scored: list[dict], output: pathlib.Path) -> None:
+    """The rows with their `probability` and `class`, as CSV."""
+    with output.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(scored[0]))
+        writer.writeheader()
+        writer.writerows(scored)

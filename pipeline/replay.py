@@ -18,12 +18,29 @@ import time
 
 import yaml
 
+from pipeline import logs
 from pipeline.config import PipelineConfig
 from pipeline.predict import raw_feature_spec, served_version_dir
 from pipeline.spans import complete_spans, span_folders
 
 POLICIES = ("never", "always_full", "drift_aware")
-REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Path, policies=POLICIES,
+               first_span: int | None = None, last_span: int | None = None, echo=print) -> list[dict]:
+    """The `replay` use case: the replay (its output in `output`/replay.log), then its table, plot and totals."""
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"unknown policies {', '.join(unknown)}; allowed: {', '.join(POLICIES)}")
+    output.mkdir(parents=True, exist_ok=True)
+    echo(f"Replay of {', '.join(policies)}; logs: {output / 'replay.log'}")
+    with logs.to_file(output / "replay.log"):
+        rows = replay(config, config_file, output, policies, first_span, last_span, echo)
+    echo(table(rows))
+    plot(rows, output / "replay.png")
+    (output / "totals.json").write_text(json.dumps(totals(rows), indent=1))
+    echo(f"per-span results: {output / 'replay.json'}; plot: {output / 'replay.png'}")
+    return rows
 
 
 def policy_config(config: PipelineConfig, config_file: pathlib.Path, policy: str, workdir: pathlib.Path) -> pathlib.Path:
@@ -88,7 +105,7 @@ def replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Pa
             started = time.monotonic()
             completed = subprocess.run(
                 [sys.executable, "-m", "pipeline", "run", "--config", str(run_config), "--summary-json", str(summary_file)],
-                cwd=REPO, capture_output=True, text=True)
+                capture_output=True, text=True)
             seconds = time.monotonic() - started
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
             served = served_version_dir(workdir / "outputs" / "serving" / config.serving.model_name)

@@ -4,7 +4,8 @@ The previous model is pushed again as a new, higher version (atomically, as any 
 Serving's `latest` policy moves to it, and the rolled-back version folder is deleted so no policy
 can serve it. The rolled-back Model is marked `rolled_back`, so the next run neither compares
 against it nor fine-tunes from it; the rollback itself is an execution with the model as input
-and a PushedModel as output, like a push.
+and a PushedModel as output, like a push. Reads and writes ML Metadata with ml_metadata alone, and
+copies the SavedModel folder each push recorded (MODEL_PATH_KEY): no TFX, no TensorFlow.
 """
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ import time
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.blessed_lineage import ROLLED_BACK_KEY
-from components.pusher import BUNDLE_PREFIX, MODEL_ID_KEY, push_version, versions
+from components.contracts import (BUNDLE_PREFIX, MODEL_ID_KEY, MODEL_PATH_KEY, PUSHED_DESTINATION_KEY, PUSHED_KEY,
+                                  PUSHED_MODEL, PUSHED_VERSION_KEY, ROLLBACK, ROLLED_BACK_FROM_KEY, ROLLED_BACK_KEY)
+from components.serving_base import push_version, versions
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 from pipeline.metadata_store import custom_int, custom_str
-
-ROLLBACK_TYPE = "Rollback"
 
 
 class RollbackError(Exception):
@@ -30,9 +30,9 @@ class RollbackError(Exception):
 def _pushed_models(store, pipeline_name: str) -> list[metadata_store_pb2.Artifact]:
     """Every model this pipeline pushed (by the Pusher or by a rollback), oldest first."""
     context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    pushed_type = store.get_artifact_type("PushedModel")
+    pushed_type = store.get_artifact_type(PUSHED_MODEL)
     artifacts = store.get_artifacts_by_context(context.id) if context else []
-    return sorted((a for a in artifacts if a.type_id == pushed_type.id and custom_int(a, "pushed") == 1),
+    return sorted((a for a in artifacts if a.type_id == pushed_type.id and custom_int(a, PUSHED_KEY) == 1),
                   key=lambda a: a.id)
 
 
@@ -45,8 +45,6 @@ def _set_str(artifact, key: str, value: str) -> None:
 
 
 def rollback(config: PipelineConfig) -> dict:
-    from tfx.utils import path_utils
-
     store = metadata_store.open_store(config)
     model_base = str(config.serving_dir)
     served = versions(model_base)
@@ -54,7 +52,7 @@ def rollback(config: PipelineConfig) -> dict:
         raise RollbackError(f"no version is served under {model_base}")
     current_version = str(served[-1])
     pushed = _pushed_models(store, config.pipeline.name)
-    current = next((p for p in reversed(pushed) if custom_str(p, "pushed_version") == current_version), None)
+    current = next((p for p in reversed(pushed) if custom_str(p, PUSHED_VERSION_KEY) == current_version), None)
     if current is None:
         raise RollbackError(f"version {current_version} in {model_base} was not pushed by pipeline "
                             f"'{config.pipeline.name}' (no PushedModel of it in ML Metadata)")
@@ -64,40 +62,42 @@ def rollback(config: PipelineConfig) -> dict:
     def usable(push) -> bool:
         model = models.get(custom_int(push, MODEL_ID_KEY))
         return (model is not None and model.id != current_model.id and not custom_int(model, ROLLED_BACK_KEY)
-                and os.path.isdir(path_utils.serving_model_path(model.uri)))
+                and os.path.isdir(custom_str(push, MODEL_PATH_KEY)))
 
     previous = next((p for p in reversed(pushed) if usable(p)), None)
     if previous is None:
         raise RollbackError(f"no earlier pushed model of pipeline '{config.pipeline.name}' is left to serve "
                             f"instead of version {current_version}")
     model = models[custom_int(previous, MODEL_ID_KEY)]
-    version, serving_path = push_version(path_utils.serving_model_path(model.uri), model_base,
-                                         config.serving.model_dump())
+    model_path = custom_str(previous, MODEL_PATH_KEY)
+    version, serving_path = push_version(model_path, model_base, config.serving)
     shutil.rmtree(os.path.join(model_base, current_version), ignore_errors=True)
     shutil.rmtree(os.path.join(model_base, BUNDLE_PREFIX + current_version), ignore_errors=True)
 
     _set_int(current_model, ROLLED_BACK_KEY, 1)
     store.put_artifacts([current_model])
-    _record(store, config.pipeline.name, model, version, serving_path, current_version)
+    _record(store, config.pipeline.name, model, model_path, version, serving_path, current_version)
     return {"from_version": current_version, "to_version": version, "serving_path": serving_path,
-            "model": model.uri, "previous_version": custom_str(previous, "pushed_version")}
+            "model": model.uri, "previous_version": custom_str(previous, PUSHED_VERSION_KEY)}
 
 
-def _record(store, pipeline_name: str, model, version: str, serving_path: str, from_version: str) -> None:
-    execution_type = metadata_store_pb2.ExecutionType(name=ROLLBACK_TYPE)
+def _record(store, pipeline_name: str, model, model_path: str, version: str, serving_path: str,
+            from_version: str) -> None:
+    execution_type = metadata_store_pb2.ExecutionType(name=ROLLBACK)
     execution = metadata_store_pb2.Execution(
         type_id=store.put_execution_type(execution_type),
         last_known_state=metadata_store_pb2.Execution.COMPLETE)
     _set_str(execution, "from_version", from_version)
     _set_str(execution, "to_version", version)
     _set_int(execution, "time", int(time.time()))
-    pushed = metadata_store_pb2.Artifact(type_id=store.get_artifact_type("PushedModel").id, uri=serving_path,
+    pushed = metadata_store_pb2.Artifact(type_id=store.get_artifact_type(PUSHED_MODEL).id, uri=serving_path,
                                          state=metadata_store_pb2.Artifact.LIVE)
-    _set_int(pushed, "pushed", 1)
-    _set_str(pushed, "pushed_destination", serving_path)
-    _set_str(pushed, "pushed_version", version)
+    _set_int(pushed, PUSHED_KEY, 1)
+    _set_str(pushed, PUSHED_DESTINATION_KEY, serving_path)
+    _set_str(pushed, PUSHED_VERSION_KEY, version)
     _set_int(pushed, MODEL_ID_KEY, model.id)
-    _set_str(pushed, "rolled_back_from", from_version)
+    _set_str(pushed, MODEL_PATH_KEY, model_path)
+    _set_str(pushed, ROLLED_BACK_FROM_KEY, from_version)
     context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     store.put_execution(
         execution,

@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import pathlib
 import time
 from dataclasses import dataclass
 
-from absl import logging as absl_logging
 from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from pipeline import assembly, metadata_store, spans
 from pipeline.config import PipelineConfig
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass
@@ -75,10 +69,6 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
 
     Raises whatever a component raised, after printing which one failed.
     """
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pathlib.Path(__file__).resolve().parents[1]),
-                                                             os.environ.get("PYTHONPATH")]))
-    absl_logging.set_verbosity(absl_logging.INFO)
-    logging.basicConfig(format=LOG_FORMAT, force=True)  # timestamps, to see where a run's time goes
     progress = Progress(echo)
     logging.getLogger().addHandler(progress)
     try:

@@ -1,17 +1,23 @@
-"""The run summary: gates passed or failed and why, metrics, and where the model went."""
+"""The run summary: gates passed or failed and why, metrics, and where the model went.
+
+Read from ML Metadata (ml_metadata alone) and the artifacts' files, by the names in components/contracts.py;
+TFMA is imported only to read an evaluation's metrics and validation result.
+"""
 from __future__ import annotations
 
 import json
 import pathlib
 from dataclasses import asdict
 
-from components.data_gate import BLESSED_KEY, PROBLEMS_FILE
-from components.drift_check import REPORT_FILE
-from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG
-from components.contracts import (FINE_TUNE, FULL_RETRAIN, MODE_KEY, PUSHED_KEY, REASONS_KEY, REJECTED_KEY,
-                                  REJECTIONS_KEY, SERVING_KEY, SERVING_REASON_KEY, SKIP)
-from components.serving_validator import REPORT_FILE as SERVING_REPORT_FILE
-from components.validation_result import CHANGE, OVERALL, describe_failure, display_name, gate_failures, slice_name
+from components.contracts import (
+    BASELINE_MODEL_KEY, BLESSED_KEY, CANDIDATE_VERDICT, DATA_GATE, DATA_GATE_RESULT, DRIFT_CHECK, DRIFT_REPORT,
+    DRIFT_REPORT_FILE, DRIFTED_FEATURES_KEY, EVALUATOR, FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG,
+    FINE_TUNE, FINE_TUNE_TRAINER, FULL_RETRAIN, HAS_BASELINE_KEY, INFRA_BLESSING, MODE_KEY, MODEL_BLESSING,
+    MODEL_EVALUATION, PROBLEMS_FILE, PUSHED_DESTINATION_KEY, PUSHED_KEY, PUSHED_MODEL, PUSHED_VERSION_KEY, PUSHER,
+    REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY, RETRAIN_DECISION, RETRAIN_POLICY, SERVING_KEY, SERVING_REASON_KEY,
+    SERVING_REPORT_FILE, SERVING_VALIDATOR, SKEWED_FEATURES_KEY, SKIP, TRAINER, VERDICT)
+from components.evaluation import OVERALL, display_name, slice_key_name
+from components.validation_result import CHANGE, describe_failure, gate_failures
 from pipeline import metadata_store
 from pipeline.config import PipelineConfig
 
@@ -23,7 +29,7 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         if metrics_for_slice.HasField("cross_slice_key"):  # differences between slices: gates, not metrics
             continue
-        values = per_slice.setdefault(slice_name(metrics_for_slice.slice_key), {})
+        values = per_slice.setdefault(slice_key_name(metrics_for_slice.slice_key), {})
         for entry in metrics_for_slice.metric_keys_and_values:
             key = entry.key
             if key.model_name == "baseline" or key.HasField("sub_key") or entry.value.WhichOneof("type") != "double_value":
@@ -36,11 +42,12 @@ def evaluation_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 def fairness_report(evaluation_uri: str) -> dict | None:
     """Where the per-slice table and chart are, and which slices were too small to gate."""
     folder = pathlib.Path(evaluation_uri)
-    if not (folder / REPORT_JSON).exists():
+    if not (folder / FAIRNESS_REPORT_JSON).exists():
         return None
-    report = json.loads((folder / REPORT_JSON).read_text())
+    report = json.loads((folder / FAIRNESS_REPORT_JSON).read_text())
     return {
-        "table": str(folder / REPORT_CSV), "json": str(folder / REPORT_JSON), "chart": str(folder / REPORT_PNG),
+        "table": str(folder / FAIRNESS_REPORT_CSV), "json": str(folder / FAIRNESS_REPORT_JSON),
+        "chart": str(folder / FAIRNESS_REPORT_PNG),
         "slices": len(report["slices"]), "min_slice_size": report["min_slice_size"],
         "not_gated": [f"{row['slice']} ({row['examples']})" for row in report["slices"] if not row["gated"]],
     }
@@ -57,7 +64,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "pipeline": config.pipeline.name,
         "log_file": log_file,
         "components": [asdict(timing) for timing in timings],
-        "trained_on_spans": metadata_store.spans_read_by(config, run_id, ("Trainer", "FineTuneTrainer")),
+        "trained_on_spans": metadata_store.spans_read_by(config, run_id, (TRAINER, FINE_TUNE_TRAINER)),
         "data_gate": None,
         "drift": None,
         "retraining": None,
@@ -66,50 +73,50 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
     }
-    for result in produced("DataGate", "DataGateResult"):
+    for result in produced(DATA_GATE, DATA_GATE_RESULT):
         problems = json.loads((pathlib.Path(result.uri) / PROBLEMS_FILE).read_text())
         summary["data_gate"] = {"passed": metadata_store.custom_int(result, BLESSED_KEY) == 1, "problems": problems}
-    for report in produced("DriftCheck", "DriftReport"):
+    for report in produced(DRIFT_CHECK, DRIFT_REPORT):
         summary["drift"] = {
-            "compared_with_blessed_model_data": metadata_store.custom_int(report, "has_baseline") == 1,
-            "drifted_features": json.loads(metadata_store.custom_str(report, "drifted_features") or "[]"),
-            "skewed_features": json.loads(metadata_store.custom_str(report, "skewed_features") or "[]"),
-            "measurements": json.loads((pathlib.Path(report.uri) / REPORT_FILE).read_text()),
+            "compared_with_blessed_model_data": metadata_store.custom_int(report, HAS_BASELINE_KEY) == 1,
+            "drifted_features": json.loads(metadata_store.custom_str(report, DRIFTED_FEATURES_KEY) or "[]"),
+            "skewed_features": json.loads(metadata_store.custom_str(report, SKEWED_FEATURES_KEY) or "[]"),
+            "measurements": json.loads((pathlib.Path(report.uri) / DRIFT_REPORT_FILE).read_text()),
         }
-    for decision in produced("RetrainPolicy", "RetrainDecision"):
+    for decision in produced(RETRAIN_POLICY, RETRAIN_DECISION):
         summary["retraining"] = {
             "mode": metadata_store.custom_str(decision, MODE_KEY),
             "reasons": json.loads(metadata_store.custom_str(decision, REASONS_KEY)),
             "serving": json.loads(metadata_store.custom_str(decision, SERVING_KEY) or "null"),
             "rejected_candidates": json.loads(metadata_store.custom_str(decision, REJECTED_KEY) or "[]"),
         }
-    for verdict in produced("CandidateVerdict", "CandidateVerdict"):
+    for verdict in produced(CANDIDATE_VERDICT, VERDICT):
         rejected = json.loads(metadata_store.custom_str(verdict, REJECTIONS_KEY) or "[]")
         mode = metadata_store.custom_str(verdict, MODE_KEY)
         summary["verdict"] = {
             "pushed": metadata_store.custom_int(verdict, PUSHED_KEY) == 1, "rejections": rejected,
             "next_run_on_this_span": None if not rejected else (FULL_RETRAIN if mode == FINE_TUNE else SKIP),
         }
-    for blessing in produced("Evaluator", "ModelBlessing"):
-        evaluation_uri = next(iter(a.uri for a in produced("Evaluator", "ModelEvaluation")), None)
+    for blessing in produced(EVALUATOR, MODEL_BLESSING):
+        evaluation_uri = next(iter(a.uri for a in produced(EVALUATOR, MODEL_EVALUATION)), None)
         summary["model_gate"] = {
-            "passed": metadata_store.custom_int(blessing, "blessed") == 1,
-            "compared_with_baseline": bool(metadata_store.custom_str(blessing, "baseline_model")),
+            "passed": metadata_store.custom_int(blessing, BLESSED_KEY) == 1,
+            "compared_with_baseline": bool(metadata_store.custom_str(blessing, BASELINE_MODEL_KEY)),
             "failures": gate_failures(evaluation_uri) if evaluation_uri else [],
             "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
             "fairness": fairness_report(evaluation_uri) if evaluation_uri else None,
         }
-    for blessing in produced("ServingValidator", "InfraBlessing"):
+    for blessing in produced(SERVING_VALIDATOR, INFRA_BLESSING):
         report = pathlib.Path(blessing.uri) / SERVING_REPORT_FILE
         summary["serving_gate"] = {
-            "passed": metadata_store.custom_int(blessing, "blessed") == 1,
+            "passed": metadata_store.custom_int(blessing, BLESSED_KEY) == 1,
             "reason": metadata_store.custom_str(blessing, SERVING_REASON_KEY),
             "report": json.loads(report.read_text()) if report.exists() else {},
         }
-    for pushed in produced("Pusher", "PushedModel"):
+    for pushed in produced(PUSHER, PUSHED_MODEL):
         if metadata_store.custom_int(pushed, PUSHED_KEY) == 1:
-            summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, "pushed_destination"),
-                               "version": metadata_store.custom_str(pushed, "pushed_version"),
+            summary["push"] = {"pushed": True, "path": metadata_store.custom_str(pushed, PUSHED_DESTINATION_KEY),
+                               "version": metadata_store.custom_str(pushed, PUSHED_VERSION_KEY),
                                "reason": "blessed by every gate"}
 
     unresolved = [timing.name for timing in timings if timing.outcome == "failed"]

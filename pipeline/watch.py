@@ -15,12 +15,11 @@ import sys
 import threading
 import time
 
+from components.contracts import EXIT_CODES
 from pipeline import metadata_store
-from pipeline.cli import EXIT_CODES
 from pipeline.config import PipelineConfig
 from pipeline.spans import complete_spans, span_folders
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 STATUS_OF_EXIT_CODE = {code: status for status, code in EXIT_CODES.items()}
 
 
@@ -33,7 +32,7 @@ def run_child(config_file: pathlib.Path, span: int, echo) -> None:
     """One `python -m pipeline run` in a child process; its progress and summary go to our stdout."""
     echo(f"run started: span {span}, python -m pipeline run --config {config_file}")
     started = time.monotonic()
-    code = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(config_file)], cwd=REPO).returncode
+    code = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(config_file)]).returncode
     took = f"{time.monotonic() - started:.0f} s"
     if code == 0:
         echo(f"run finished: span {span}, status ok, exit code 0, {took}")

@@ -9,6 +9,8 @@ import sys
 
 import yaml
 
+from pipeline.config import load_config
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TAXI = REPO / "data" / "taxi"
 FIRST_SPAN_ROWS = 500   # span 1 of the shared first-run project (conftest); later spans take the rows after them
@@ -76,7 +78,7 @@ def run_cli(config: pathlib.Path, timeout: int = 900) -> tuple[subprocess.Comple
     return completed, summary
 
 
-def served_versions(project: pathlib.Path) -> list[str]:
-    """Version folders as TF Serving's poller sees them (names that are numbers)."""
-    model_dir = project / "outputs" / "serving" / "taxi"
+def served_versions(project: pathlib.Path, config_name: str = "pipeline.yaml") -> list[str]:
+    """Version folders as TF Serving's poller sees them (names that are numbers), in the project's serving_dir."""
+    model_dir = load_config(project / config_name).serving_dir
     return sorted((p.name for p in model_dir.iterdir() if p.name.isdigit()), key=int) if model_dir.exists() else []

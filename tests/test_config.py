@@ -70,7 +70,7 @@ def test_drift_settings_take_per_feature_overrides_and_null(tmp_path):
     config = load_with(tmp_path, {"retraining": {"drift": {
         "thresholds": {"psi": 0.3, "l_infinity": 0.2},
         "features": {"fare": {"location": None}, "payment_type": {"l_infinity": 0.1}}}}})
-    settings = config.drift_settings()["features"]
+    settings = config.drift_check_settings().model_dump()["features"]
     assert settings["fare"] == {"kind": "numeric", "thresholds": {"psi": 0.3, "location": None, "scale": 0.3}}
     assert settings["payment_type"] == {"kind": "string", "thresholds": {"l_infinity": 0.1}}
     assert settings["company"]["thresholds"] == {"l_infinity": 0.2}

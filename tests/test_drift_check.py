@@ -11,18 +11,21 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.drift_check import REPORT_FILE, Distribution, DriftReport, Executor, _row, drift_rows
-from pipeline.assembly import statistics_options
+from components.artifacts import DriftReport
+from components.contracts import DRIFT_REPORT_FILE, SETTINGS_KEY
+from components.drift_check import Distribution, Executor, _row, drift_rows
+from components.settings import DriftCheckSettings
+from pipeline.stages.ingest import statistics_options
 from project_helpers import TAXI, write_span
 
 NUMERIC = {"psi": 0.1, "location": 0.15, "scale": 0.3}
-SETTINGS = {
-    "quantile_buckets": 10, "significance": 4.0, "skew_threshold": 0.2, "serving_logs": None,
-    "features": {"fare": {"kind": "numeric", "thresholds": NUMERIC},
-                 "trip_miles": {"kind": "numeric", "thresholds": NUMERIC},
-                 "trip_start_hour": {"kind": "category", "thresholds": {"psi": 0.1}},
-                 "payment_type": {"kind": "string", "thresholds": {"l_infinity": 0.3}}},
-}
+SETTINGS = DriftCheckSettings(
+    quantile_buckets=10, significance=4.0, skew_threshold=0.2, serving_logs=None,
+    features={"fare": {"kind": "numeric", "thresholds": NUMERIC},
+              "trip_miles": {"kind": "numeric", "thresholds": NUMERIC},
+              "trip_start_hour": {"kind": "category", "thresholds": {"psi": 0.1}},
+              "payment_type": {"kind": "string", "thresholds": {"l_infinity": 0.3}}},
+)
 
 
 def statistics_artifact(tmp_path, name, csv_path):
@@ -45,9 +48,9 @@ def run_check(tmp_path, current, baseline, serving_logs=None):
     Executor().Do(
         {"statistics": [current], "schema": [schema], "baseline_statistics": [baseline] if baseline else []},
         {"report": [report]},
-        {"settings": json.dumps({**SETTINGS, "serving_logs": serving_logs})},
+        {SETTINGS_KEY: SETTINGS.model_copy(update={"serving_logs": serving_logs}).model_dump_json()},
     )
-    rows = json.loads((tmp_path / "report" / REPORT_FILE).read_text())
+    rows = json.loads((tmp_path / "report" / DRIFT_REPORT_FILE).read_text())
     return report, rows
 
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
 from components.contracts import FINE_TUNE, FULL_RETRAIN, MODE_KEY, REJECTED_KEY, SKIP
-from components.validation_result import OVERALL
+from components.evaluation import OVERALL
 from pipeline import metadata_store
 from pipeline.config import load_config
 from pipeline.summary import evaluation_metrics

@@ -8,8 +8,10 @@ import pytest
 import tensorflow_model_analysis as tfma
 import yaml
 
-from components.fairness_evaluator import REPORT_CSV, REPORT_JSON, REPORT_PNG, gated_metric_name, narrow_gates
-from pipeline import assembly
+from components import evaluation
+from components.contracts import FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG
+from components.evaluation import gated_metric_name
+from components.fairness_evaluator import narrow_gates
 from pipeline.config import ConfigError, load_config
 from project_helpers import REPO, run_cli, write_config, write_span
 
@@ -43,7 +45,7 @@ def evaluation_folder(config_path):
 
 def test_example_config_loads_and_its_gates_become_tfma_thresholds():
     config = load_config(ADULT / "pipeline.yaml")
-    eval_config = assembly.eval_config(config)
+    eval_config = evaluation.eval_config(config.evaluation, config.fairness, config.label.name)
     metrics = {gated_metric_name(metric): metric for metric in eval_config.metrics_specs[0].metrics}
     assert [list(s.feature_keys) for s in metrics["auc"].per_slice_thresholds[1].slicing_specs] == [
         ["sex"], ["race"], ["sex", "race"]]   # [0] is evaluation.gates' overall AUC floor
@@ -72,7 +74,8 @@ def test_a_gate_on_an_unknown_metric_or_slicing_is_a_config_error(tmp_path, gate
 
 
 def test_gates_are_narrowed_to_large_slices_and_small_ones_are_left_ungated():
-    eval_config = assembly.eval_config(load_config(ADULT / "pipeline.yaml"))
+    config = load_config(ADULT / "pipeline.yaml")
+    eval_config = evaluation.eval_config(config.evaluation, config.fairness, config.label.name)
     large = {("sex",): [("Female",), ("Male",)], ("race",): [("Black",), ("White",)],
              ("sex", "race"): [("Male", "White")]}
     narrow_gates(eval_config, large)
@@ -104,14 +107,14 @@ def test_a_normally_trained_adult_model_passes_the_fairness_gates_and_is_pushed(
     assert summary["model_gate"]["passed"] and summary["push"]["pushed"]
     folder = evaluation_folder(config)
     assert tfma.load_validation_result(str(folder)).validation_ok
-    for name in (REPORT_CSV, REPORT_JSON, REPORT_PNG):
+    for name in (FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG):
         assert (folder / name).stat().st_size > 0
-    assert summary["model_gate"]["fairness"]["table"] == str(folder / REPORT_CSV)
+    assert summary["model_gate"]["fairness"]["table"] == str(folder / FAIRNESS_REPORT_CSV)
 
 
 def test_small_slices_are_reported_with_their_metrics_but_not_gated(fair_run):
     config, _, summary = fair_run
-    with (evaluation_folder(config) / REPORT_CSV).open(newline="") as handle:
+    with (evaluation_folder(config) / FAIRNESS_REPORT_CSV).open(newline="") as handle:
         rows = {row["slice"]: row for row in csv.DictReader(handle)}
     small = rows["race=Other"]
     assert int(small["examples"]) < 100 and small["gated"] == "False"

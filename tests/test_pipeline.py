@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from components.features import example_from_csv_row, serving_feature_spec
-from components.trainer import CANARY_FILE
+from components.contracts import CANARY_FILE
 from pipeline import metadata_store
 from pipeline.config import load_config
 from project_helpers import FIRST_SPAN_ROWS, read_rows, run_cli, served_versions, write_config, write_span

@@ -13,10 +13,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components.artifacts import Verdict
 from components.contracts import (FINE_TUNE, FULL_RETRAIN, MODE_KEY, REJECTIONS_KEY, RUN_KEY, SETTINGS_DIGEST_KEY, SKIP,
-                                  SPAN_KEY, Verdict)
+                                  SPAN_KEY, WARM_START_FILE)
 from components.retrain_policy import decide, rejected_on
-from components.trainer import WARM_START_FILE
 from pipeline import metadata_store
 from pipeline.config import load_config
 from project_helpers import TAXI, read_rows, run_cli, write_config, write_span

@@ -4,7 +4,6 @@ One small real project is shared, in order: a first run pushes a model; a run wh
 cannot be met is blocked and pushes nothing; the same run with the gate as configured pushes;
 `rollback` then serves the first model again.
 """
-import json
 import os
 import pathlib
 import shutil
@@ -23,9 +22,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfx.types import standard_artifacts
 
 from components import deployment, export, serving_validator
+from components.contracts import BUNDLE_PREFIX, CANARY_FILE, SETTINGS_KEY, STAGING_PREFIX, TPU_FUNCTION_ALIAS
 from components.features import serving_feature_spec
-from components.pusher import BUNDLE_PREFIX, STAGING_PREFIX, push_version, versions
-from components.trainer import CANARY_FILE
+from components.serving_base import push_version, versions
 from pipeline import metadata_store
 from pipeline.config import load_config
 from pipeline.predict import PredictError, predict, raw_feature_spec, read_examples
@@ -46,10 +45,6 @@ def pushed(first_summary):
     return pathlib.Path(first_summary["push"]["path"])
 
 
-def _serving_settings(config) -> dict:
-    return config.serving.model_dump()
-
-
 def test_serving_validation_ran_in_a_fresh_process_before_the_push(first_summary):
     gate = first_summary["serving_gate"]
     assert gate["passed"] and gate["reason"] == ""
@@ -67,8 +62,7 @@ def test_raw_signature_scores_rows_like_serving_default(config, pushed, project)
     request_spec = serving_feature_spec(raw_feature_spec(config), settings)
     _, examples = read_examples(project / "data" / "span-01" / "data.csv", request_spec)
     examples = examples[:64]
-    missing = sum(1 for example in examples for feature in settings["features"]
-                  if feature["name"] not in example.features.feature)
+    missing = sum(1 for example in examples for name in settings.feature_names if name not in example.features.feature)
     assert missing > 0, "the rows should include missing values, to check how serving_raw fills them"
     model = tf.saved_model.load(str(pushed))
     by_example = model.signatures["serving_default"](
@@ -79,7 +73,7 @@ def test_raw_signature_scores_rows_like_serving_default(config, pushed, project)
     assert sorted(model.signatures) == ["serving_default", "serving_raw", "transform_features"]
     # One named input per model feature: `{"instances": [{"fare": 12.5, ...}]}` maps onto it.
     inputs = model.signatures[export.RAW_SIGNATURE].structured_input_signature[1]
-    assert sorted(inputs) == sorted(f["name"] for f in settings["features"])
+    assert sorted(inputs) == sorted(settings.feature_names)
 
 
 def test_warmup_file_holds_prediction_logs_of_training_rows_that_replay(pushed, config):
@@ -101,7 +95,7 @@ def test_tpu_aliased_function_is_what_the_signatures_call_and_compiles_with_xla_
     saved = saved_model_pb2.SavedModel.FromString((pushed / "saved_model.pb").read_bytes())
     graph = saved.meta_graphs[0]
     aliases = dict(graph.meta_info_def.function_aliases)
-    assert list(aliases.values()) == [export.TPU_FUNCTION_ALIAS]
+    assert list(aliases.values()) == [TPU_FUNCTION_ALIAS]
     [aliased] = aliases
     callers = {function.signature.name for function in graph.graph_def.library.function
                for node in function.node_def if node.attr["f"].func.name == aliased}
@@ -170,7 +164,7 @@ def test_rollback_serves_the_previous_model_and_records_it(project, config, firs
     assert completed.returncode == 0, completed.stdout + completed.stderr
     now = served_versions(project)
     assert bad_version not in now and int(now[-1]) > int(bad_version)
-    model_base = project / "outputs" / "serving" / "taxi"
+    model_base = config.serving_dir
     first = pathlib.Path(first_summary["push"]["path"])
     assert (model_base / now[-1] / "saved_model.pb").read_bytes() == (first / "saved_model.pb").read_bytes()
     assert (model_base / f"{BUNDLE_PREFIX}{now[-1]}" / "models.config").exists()
@@ -218,8 +212,7 @@ def test_a_signature_that_produces_nan_fails_serving_validation_and_is_not_pushe
     runs = metadata_store.run_outputs(config, first_summary["run_id"])
     canary = pathlib.Path(runs["Trainer"]["ModelRun"][0].uri) / CANARY_FILE
     inputs, outputs, blessing = _validator_artifacts(tmp_path, broken, canary)
-    settings = {**config.transform_settings(), **config.serving.validation.model_dump()}
-    serving_validator.Executor().Do(inputs, outputs, {"settings": json.dumps(settings), "model_name": "taxi"})
+    serving_validator.Executor().Do(inputs, outputs, {SETTINGS_KEY: config.serving_validator_settings().model_dump_json()})
 
     assert blessing.get_int_custom_property("blessed") == 0
     assert "output 'probabilities' is not finite" in blessing.get_string_custom_property("reason")
@@ -236,29 +229,31 @@ def test_a_signature_that_produces_nan_fails_serving_validation_and_is_not_pushe
         {"pushed_model": [pushed_model]},
         {"push_destination": proto_utils.proto_to_json(pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base)))),
-         "custom_config": json.dumps({"serving": _serving_settings(config)})})
+         "custom_config": config.serving.model_dump_json()})
     assert pushed_model.get_int_custom_property("pushed") == 0 and versions(str(base)) == []
 
 
 KILL_BEFORE_RENAME = """
 import os, signal, sys
-from components import pusher
+from components import serving_base
+from components.contracts import STAGING_PREFIX
+from components.settings import ServingSection
 real_rename = os.rename
 def killed(source, target):
-    if os.path.basename(source).startswith(pusher.STAGING_PREFIX):
+    if os.path.basename(source).startswith(STAGING_PREFIX):
         os.kill(os.getpid(), signal.SIGKILL)
     real_rename(source, target)
 os.rename = killed
-pusher.push_version(sys.argv[1], sys.argv[2], {serving!r})
+serving_base.push_version(sys.argv[1], sys.argv[2], ServingSection.model_validate_json(sys.argv[3]))
 """
 
 
 def test_a_push_killed_before_the_rename_leaves_no_version_and_the_next_push_recovers(tmp_path, config, pushed):
     base = tmp_path / "serving" / "taxi"
-    serving = {**_serving_settings(config), "versions_to_keep": 2}
+    serving = config.serving.model_copy(update={"versions_to_keep": 2})
     first, _ = push_version(str(pushed), str(base), serving)
-    killed = subprocess.run([sys.executable, "-c", KILL_BEFORE_RENAME.format(serving=serving), str(pushed), str(base)],
-                            cwd=REPO, capture_output=True, text=True)
+    killed = subprocess.run([sys.executable, "-c", KILL_BEFORE_RENAME, str(pushed), str(base), serving.model_dump_json()],
+                            capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     left = sorted(p.name for p in base.iterdir())
     assert [name for name in left if name.isdigit()] == [first]  # TF Serving sees only the whole first version
@@ -300,9 +295,9 @@ def test_deployment_bundle_parses_and_carries_the_serving_section(tmp_path, targ
     config_file = tmp_path / "pipeline.yaml"
     config_file.write_text(yaml.safe_dump(settings))
     shutil.copytree(REPO / "data", tmp_path / "data", ignore=shutil.ignore_patterns("span-*"))
-    serving = load_config(config_file).serving.model_dump()
+    serving = load_config(config_file).serving
     bundle = tmp_path / "bundle"
-    files = deployment.write_bundle(str(bundle), serving, "/srv/models/taxi", "1700000000", export.TPU_FUNCTION_ALIAS)
+    files = deployment.write_bundle(str(bundle), serving, "/srv/models/taxi", "1700000000")
 
     models = text_format.Parse((bundle / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     [model] = models.model_config_list.config
@@ -325,7 +320,7 @@ def test_deployment_bundle_parses_and_carries_the_serving_section(tmp_path, targ
         assert container["image"] == f"tensorflow/serving:{release}-gpu" and limits["nvidia.com/gpu"] == 2
         assert "--enable_batching=true" in container["args"]
     if target == "tpu":
-        assert container["image"] == serving["tpu"]["serving_image"] and limits["google.com/tpu"] == 2
+        assert container["image"] == serving.tpu.serving_image and limits["google.com/tpu"] == 2
         assert pod["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == "1x1"
         options = (bundle / "tpu_converter_options.pbtxt").read_text()
         assert 'function_alias: "tpu_func"' in options and "allowed_batch_sizes: 128" in options

@@ -1,0 +1,35 @@
+"""Process set-up for a run, in one place: where TFX, Beam and TensorFlow's output goes, and its format."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextlib.contextmanager
+def to_file(path: pathlib.Path):
+    """Everything TFX, Beam and TensorFlow print (Python and C++, Beam workers too) goes to `path`:
+    file descriptor 2 is redirected, so output of native code and of child processes goes there too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+
+
+def timestamped_info() -> None:
+    """INFO records with timestamps (to see where a run's time goes), TFX's absl logging included."""
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logging.basicConfig(format=LOG_FORMAT, force=True)

@@ -1,0 +1,34 @@
+"""The `run` use case: one run of the pipeline on the newest complete span, and its summary.
+
+Progress and the summary go to `echo`; everything else to the run's log file. `python -m pipeline
+run` is this, and so is every run of `watch` (as a child process) and of `replay`.
+"""
+from __future__ import annotations
+
+import datetime
+import traceback
+
+from components.contracts import EXIT_CODES
+from pipeline import logs
+from pipeline.config import PipelineConfig
+
+
+def run_once(config: PipelineConfig, echo=print) -> dict:
+    """Runs the pipeline once; returns the summary, with its exit code."""
+    run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+    log_file = config.path(config.logging.directory) / f"run-{run_id}.log"
+    echo(f"Pipeline '{config.pipeline.name}' run {run_id}; logs: {log_file}")
+    timings, error = [], ""
+    with logs.to_file(log_file):
+        # Heavy imports only once the config is known to be good: a config error answers in a second.
+        from pipeline import runner, summary
+        logs.timestamped_info()
+        try:
+            timings = runner.run_pipeline(config, run_id, echo)
+        except Exception as failure:  # a component failed: say which and why, keep the traceback in the log
+            error = f"{type(failure).__name__}: {failure}"
+            traceback.print_exc()
+        result = summary.collect(config, run_id, timings, str(log_file), error)
+    result["exit_code"] = EXIT_CODES[result["status"]]
+    echo(summary.render(result))
+    return result

@@ -1,0 +1,65 @@
+"""Train: under the data gate's Cond, a full retrain (Transform analyses the window, Trainer learns a new
+model) or a fine-tune (the blessed model's own graph and weights, on the new span), by the decision's mode."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfx import v1 as tfx
+from tfx.types import channel
+
+from components.contracts import FINE_TUNE, FINE_TUNE_TRAINER, FULL_RETRAIN, MODE_KEY
+from pipeline.config import PipelineConfig
+from pipeline.stages.decide import Decided
+from pipeline.stages.ingest import Ingested
+
+TRANSFORM_FN = "components.transform.preprocessing_fn"
+TRAINER_FN = "components.trainer.run_fn"
+
+
+@dataclass
+class Trained:
+    components: list
+    model: object       # the candidate: the Trainer's or the FineTuneTrainer's Model, whichever ran
+    model_run: object
+
+
+def train(config: PipelineConfig, ingested: Ingested, decided: Decided) -> Trained:
+    """Call inside the data gate's Cond; each trainer sits in a Cond on the decision's mode."""
+    mode = decided.decision.future()[0].custom_property(MODE_KEY)
+    with tfx.dsl.Cond(mode == FULL_RETRAIN):
+        transform = tfx.components.Transform(
+            examples=ingested.window,
+            schema=ingested.schema,
+            preprocessing_fn=TRANSFORM_FN,
+            custom_config=config.transform_settings().model_dump(mode="json"),
+            materialize=False,
+            disable_statistics=True,  # StatisticsGen already has the raw data's; the trainer transforms in tf.data
+        )
+        trainer = tfx.components.Trainer(
+            run_fn=TRAINER_FN,
+            examples=ingested.window,
+            transform_graph=transform.outputs["transform_graph"],
+            schema=ingested.schema,
+            train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+            custom_config=config.trainer_settings(FULL_RETRAIN).model_dump(mode="json"),
+        )
+
+    with tfx.dsl.Cond(mode == FINE_TUNE):
+        # The blessed model's own graph: no re-analysis, so its vocabularies and scaling hold.
+        blessed = decided.blessed.outputs
+        fine_tuner = tfx.components.Trainer(
+            run_fn=TRAINER_FN,
+            examples=ingested.examples,
+            transform_graph=blessed["transform_graph"],
+            base_model=blessed["model"],
+            schema=ingested.schema,
+            train_args=tfx.proto.TrainArgs(num_steps=config.retraining.fine_tune.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+            custom_config=config.trainer_settings(FINE_TUNE).model_dump(mode="json"),
+        ).with_id(FINE_TUNE_TRAINER)
+
+    return Trained(
+        components=[transform, trainer, fine_tuner],
+        model=channel.union([trainer.outputs["model"], fine_tuner.outputs["model"]]),
+        model_run=channel.union([trainer.outputs["model_run"], fine_tuner.outputs["model_run"]]))
