@@ -11,9 +11,11 @@ import json
 # --- metric names -------------------------------------------------------------------------------
 
 EXACT_AUC = "auc"                  # components/exact_auc.py's metric, behind AUC gates and `auc` slice gates
+EXACT_AUC_CLASS = "ExactAUC"       # named, not imported: exact_auc.py loads TFMA and imports this module
+EXACT_AUC_MODULE = "components.exact_auc"
 EXAMPLE_COUNT = "example_count"
 SLICE_METRICS = (EXACT_AUC, EXAMPLE_COUNT)   # the metrics a fairness gate names without a threshold
-CLASS_METRIC_NAMES = {"ExactAUC": EXACT_AUC, "ExampleCount": EXAMPLE_COUNT}   # TFMA metric class -> its value's name
+CLASS_METRIC_NAMES = {EXACT_AUC_CLASS: EXACT_AUC, "ExampleCount": EXAMPLE_COUNT}   # TFMA metric class -> its value's name
 RATE_METRICS = {  # a gated rate of pipeline.yaml's fairness section -> TFMA's metric class for it
     "false_positive_rate": "FPR", "false_negative_rate": "FNR", "true_positive_rate": "TPR",
     "true_negative_rate": "TNR", "positive_rate": "PredictedPositiveRate",
@@ -81,8 +83,6 @@ def eval_config(evaluation, fairness, label_name: str):
     import tensorflow_model_analysis as tfma
     from fairness_indicators import fairness_indicators_metrics
 
-    from components import exact_auc
-
     metric_args = {
         "BinaryAccuracy": {"threshold": evaluation.decision_threshold},
         "Precision": {"thresholds": evaluation.decision_threshold},
@@ -93,7 +93,7 @@ def eval_config(evaluation, fairness, label_name: str):
     for name in ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
                  "CalibrationPlot", "MeanLabel", "MeanPrediction"):
         if name == "AUC":  # exact: TFMA's own AUC ties every saturated score in its lowest bin (components/exact_auc.py)
-            metric = tfma.MetricConfig(class_name=exact_auc.ExactAUC.__name__, module=exact_auc.__name__)
+            metric = tfma.MetricConfig(class_name=EXACT_AUC_CLASS, module=EXACT_AUC_MODULE)
         else:
             metric = tfma.MetricConfig(class_name=name, config=_json(metric_args.get(name)))
         if name in gates:

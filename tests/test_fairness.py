@@ -2,6 +2,7 @@
 one group is blocked by the Evaluator's per-slice and cross-slice thresholds, and the summary says who."""
 import collections
 import csv
+import importlib
 import random
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from components import evaluation
 from components.contracts import FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG
 from components.evaluation import gated_metric_name
+from components.exact_auc import ExactAUC
 from components.fairness_evaluator import narrow_gates
 from pipeline.config import ConfigError, load_config
 from project_helpers import REPO, run_cli, write_config, write_span
@@ -49,6 +51,7 @@ def test_example_config_loads_and_its_gates_become_tfma_thresholds():
     metrics = {gated_metric_name(metric): metric for metric in eval_config.metrics_specs[0].metrics}
     assert [list(s.feature_keys) for s in metrics["auc"].per_slice_thresholds[1].slicing_specs] == [
         ["sex"], ["race"], ["sex", "race"]]   # [0] is evaluation.gates' overall AUC floor
+    assert getattr(importlib.import_module(metrics["auc"].module), metrics["auc"].class_name) is ExactAUC
     assert metrics["false_positive_rate@0.5"].class_name == "FPR"
     assert len(metrics["false_positive_rate@0.5"].cross_slice_thresholds) == 1
     assert "FairnessIndicators" in {metric.class_name for metric in metrics.values()}

@@ -159,9 +159,11 @@ def test_serving_gate_blocks_the_push_and_the_summary_says_why(project, first_su
 def test_rollback_serves_the_previous_model_and_records_it(project, config, first_summary):
     assert len(served_versions(project)) == 2, "runs after the serving gate test"
     bad_version = served_versions(project)[-1]
-    completed = subprocess.run([sys.executable, "-m", "pipeline", "rollback", "--config", str(project / "pipeline.yaml")],
-                               cwd=REPO, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline", "rollback",
+                                "--config", str(project / "pipeline.yaml")], cwd=REPO, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines()}
+    assert "ml_metadata" in imported and "tensorflow" not in imported   # metadata reads and a copy, no TF
     now = served_versions(project)
     assert bad_version not in now and int(now[-1]) > int(bad_version)
     model_base = config.serving_dir
