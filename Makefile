@@ -1,8 +1,9 @@
 # The README's two commands: `make run` and `make test`. Both set up .venv from requirements.lock
-# first, and only when it is missing or the lock or pyproject.toml changed (the stamp is named by their hash).
+# first (.ci/install, as the Dockerfile does), and only when it is missing or the lock, pyproject.toml or the
+# install script changed (the stamp is named by their hash).
 PYTHON ?= python3.11
 VENV := .venv
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml .ci/install | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 CONFIG ?= pipeline.yaml
 PYTEST_ARGS ?=
@@ -13,11 +14,10 @@ setup: $(STAMP)
 
 # The lock, then this repo's packages (pipeline, components) as one editable distribution: no PYTHONPATH,
 # and every process TFX or Beam starts imports them as installed.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml .ci/install
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --no-deps --ignore-requires-python -r requirements.lock
-	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --editable .
+	bash .ci/install $(VENV)/bin/python editable
 	touch $@
 
 run: setup

@@ -33,8 +33,10 @@ def beam_args(config: PipelineConfig) -> list[str]:
     ]
 
 
-def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
-    """The pipeline for one run on `span`, the newest complete span."""
+def create_pipeline(config: PipelineConfig, span: int | None, metadata_connection) -> tfx.dsl.Pipeline:
+    """The pipeline for one run on `span`, the newest complete span. Under an orchestrator (pipeline/deploy.py)
+    span is None (ExampleGen takes the newest span when the run starts), and metadata_connection None means
+    the orchestrator's own store (Kubeflow, Vertex)."""
     ingested = ingest(config, span)
     decided = decide(config, ingested)
     components = ingested.components + decided.components + ingested.window_resolver
@@ -44,20 +46,20 @@ def create_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
         with tfx.dsl.Cond(decided.decision.future()[0].custom_property(MODE_KEY) != SKIP):
             evaluator = evaluate(config, ingested, decided, trained)
             components += [evaluator, *push(config, decided, trained, evaluator)]
-    return _pipeline(config, components)
+    return _pipeline(config, components, metadata_connection)
 
 
 def ingest_pipeline(config: PipelineConfig, span: int) -> tfx.dsl.Pipeline:
     """ExampleGen alone for one older span, so a last_k window has its spans on a fresh store."""
-    return _pipeline(config, [example_gen(config, span)])
+    return _pipeline(config, [example_gen(config, span)], metadata_store.connection_config(config))
 
 
-def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
+def _pipeline(config: PipelineConfig, components: list, metadata_connection) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline.name,
-        pipeline_root=str(config.pipeline_root),
+        pipeline_root=config.pipeline_root_uri,
         components=components,
         enable_cache=config.pipeline.enable_cache,
-        metadata_connection_config=metadata_store.connection_config(config),
+        metadata_connection_config=metadata_connection,
         beam_pipeline_args=beam_args(config),
     )

@@ -117,3 +117,55 @@ def rollback(config_path):
     click.echo(f"rolled back: version {result['from_version']} removed; {result['model']} "
                f"(was version {result['previous_version']}) is served as version {result['to_version']} "
                f"at {result['serving_path']}")
+
+
+@main.command(name="compile", help="Compile the pipeline for an orchestrator (deploy: in the config; README "
+                                   "\"Orchestrators\"): an Airflow DAG file, or a KFP v2 PipelineJob JSON.")
+@config_option
+@click.option("--target", required=True, type=click.Choice(["airflow", "kubeflow", "vertex"]))
+@click.option("--output", required=True, type=click.Path(dir_okay=False),
+              help="airflow: the DAG file (the compiled pipeline goes beside it); kubeflow, vertex: the JSON.")
+def compile_pipeline(config_path, target, output):
+    config = load_config_or_exit(config_path)
+    from pipeline import deploy
+
+    try:
+        if target == "airflow":
+            nodes = deploy.compile_airflow(config, pathlib.Path(config_path), pathlib.Path(output))
+            click.echo(f"Airflow DAG {config.deploy.airflow.dag_id or config.pipeline.name} written to {output}: "
+                       f"{len(nodes)} node tasks ({', '.join(nodes)}) and {deploy.SUMMARY_TASK}")
+        else:
+            deploy.compile_kubeflow(config, target, pathlib.Path(output))
+            click.echo(f"KFP v2 PipelineJob written to {output}")
+    except ConfigError as error:
+        click.echo(f"config error: {config_path}: {error}", err=True)
+        sys.exit(EXIT_CODES["config_error"])
+    except deploy.DeployError as error:
+        click.echo(f"compile: {error}", err=True)
+        sys.exit(EXIT_CODES["failed"])
+
+
+@main.command(help="Run one node of a compiled pipeline (what each task of a compiled Airflow DAG runs).")
+@click.option("--ir", "ir_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--node", "node_id", required=True)
+@click.option("--run-id", required=True, help="The orchestrator's run id: every node of one run shares it.")
+def node(ir_file, node_id, run_id):
+    from pipeline import deploy
+
+    try:
+        deploy.run_node(pathlib.Path(ir_file), node_id, run_id)
+    except deploy.DeployError as error:
+        click.echo(f"node: {error}", err=True)
+        sys.exit(EXIT_CODES["failed"])
+
+
+@main.command(help="Print the summary of a run from ML Metadata; the exit code says whether a gate blocked it.")
+@config_option
+@click.option("--run-id", required=True)
+def summary(config_path, run_id):
+    config = load_config_or_exit(config_path)
+    from pipeline import summary as summaries
+
+    result = summaries.collect(config, run_id, timings=[], log_file="")
+    click.echo(summaries.render(result))
+    sys.exit(EXIT_CODES[result["status"]])

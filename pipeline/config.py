@@ -1,15 +1,17 @@
 """pipeline.yaml: the one place users change behaviour. Validated before any component starts."""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import pathlib
 import re
 from typing import Annotated, Literal, Optional
 
+import croniter
 import pydantic
 import yaml
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from components.contracts import FINE_TUNE, FULL_RETRAIN
 from components.evaluation import GATED_RATES, SLICE_METRICS
@@ -17,6 +19,7 @@ from components.settings import (DriftCheckSettings, Feature, FeatureDrift, Fine
                                  PositiveInt, RetrainPolicySettings, Section, ServingSection, ServingValidatorSettings,
                                  TrainerSettings, TrainingSection, TransformSettings)
 
+URI = re.compile(r"^[a-z][a-z0-9+.-]*://")   # gs://, s3://, hdfs://: read by TFX's file systems, not resolved
 SPAN_TOKEN = re.compile(r"\{SPAN(?::\d+)?\}")  # ExampleGen's span spec, optionally zero-padded to a width
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -160,10 +163,29 @@ class RetrainingSection(Section):
     fine_tune: FineTuneSettings = FineTuneSettings()
 
 
+SECRET_NAME = re.compile(r"password|passwd|secret|token|api_?key|private_?key|credential", re.IGNORECASE)
+
+
+def _no_secrets(key: str, args: list[str]) -> None:
+    """Secrets never sit in pipeline.yaml (it is committed, and compiled into orchestrator specs). The error
+    names the argument, never its value."""
+    for index, arg in enumerate(args):
+        name, _, value = arg.partition("=")
+        if SECRET_NAME.search(name) and value:
+            raise ValueError(f"{key}[{index}]: {name} is given a value in the file; secrets come from the workers' "
+                             "environment (e.g. GOOGLE_APPLICATION_CREDENTIALS, the service account), never from "
+                             "pipeline.yaml")
+
+
 class BeamSection(Section):
     direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
     direct_num_workers: Annotated[int, Field(ge=0)] = 0  # 0: one per core
     extra_args: list[str] = []
+
+    @model_validator(mode="after")
+    def _secrets_only_from_the_environment(self):
+        _no_secrets("extra_args", self.extra_args)
+        return self
 
 
 class MetadataSection(Section):
@@ -178,6 +200,45 @@ class ScheduleSection(Section):
     """`python -m pipeline watch`: how often to look in data.base for a new complete span."""
 
     poll_seconds: Annotated[float, Field(gt=0.0)] = 60.0
+
+
+class AirflowSection(Section):
+    """`python -m pipeline compile --target airflow`: the DAG's id and first date."""
+
+    dag_id: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = None   # null: pipeline.name
+    start_date: datetime.date = datetime.date(2026, 1, 1)
+
+
+class DeploySection(Section):
+    """Running under an orchestrator (`python -m pipeline compile`): README "Orchestrators".
+
+    Locations left null are this file's own (pipeline.root, data.base, serving.base), which suits an
+    orchestrator on this machine (Airflow); Kubeflow and Vertex need URIs every worker can read.
+    """
+
+    image: Optional[str] = None            # container image with this package (Dockerfile); kubeflow/vertex
+    pipeline_root: Optional[str] = None    # e.g. gs://bucket/tfx: artifacts of the orchestrated runs
+    data_base: Optional[str] = None        # the spans, as the workers see them
+    serving_base: Optional[str] = None     # where Pusher writes, as the workers see it
+    schema_path: Optional[str] = None      # the curated schema, as the workers see it
+    beam_args: list[str] = []              # Beam arguments of every component (e.g. --runner=DataflowRunner)
+    schedule: Optional[str] = None         # cron expression (UTC); null: runs only when started by hand
+    retries: Annotated[int, Field(ge=0)] = 0
+    retry_delay_seconds: PositiveInt = 300
+    catchup: bool = False                  # Airflow: run the missed intervals since airflow.start_date
+    airflow: AirflowSection = AirflowSection()
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, schedule):
+        if schedule is not None and not croniter.croniter.is_valid(schedule):
+            raise ValueError("not a cron expression (five fields: minute hour day-of-month month day-of-week)")
+        return schedule
+
+    @model_validator(mode="after")
+    def _secrets_only_from_the_environment(self):
+        _no_secrets("beam_args", self.beam_args)
+        return self
 
 
 class PipelineConfig(Section):
@@ -195,6 +256,7 @@ class PipelineConfig(Section):
     metadata: MetadataSection = MetadataSection()
     logging: LoggingSection = LoggingSection()
     schedule: ScheduleSection = ScheduleSection()
+    deploy: DeploySection = DeploySection()
 
     # Set by load_config: relative paths in the file are relative to the file's own folder.
     _config_dir: pathlib.Path = PrivateAttr(default_factory=pathlib.Path.cwd)
@@ -228,8 +290,14 @@ class PipelineConfig(Section):
 
     def path(self, value: str) -> pathlib.Path:
         """Resolve a path from the file against the file's folder."""
+        if URI.match(value):
+            raise ValueError(f"{value} is a URI: only the pipeline's components read it, not this command")
         candidate = pathlib.Path(value)
         return (candidate if candidate.is_absolute() else self._config_dir / candidate).resolve()
+
+    def uri(self, value: str) -> str:
+        """A location as TFX is given it: a URI (gs://...) as written, a path resolved as path() does."""
+        return value if URI.match(value) else str(self.path(value))
 
     @property
     def pipeline_root(self) -> pathlib.Path:
@@ -238,6 +306,30 @@ class PipelineConfig(Section):
     @property
     def serving_dir(self) -> pathlib.Path:
         return self.path(self.serving.base) / self.serving.model_name
+
+    @property
+    def pipeline_root_uri(self) -> str:
+        return f"{self.uri(self.pipeline.root).rstrip('/')}/{self.pipeline.name}"
+
+    @property
+    def serving_uri(self) -> str:
+        return f"{self.uri(self.serving.base).rstrip('/')}/{self.serving.model_name}"
+
+    def for_orchestrator(self) -> PipelineConfig:
+        """This config as an orchestrator's workers see it: deploy's locations and Beam arguments in place
+        of this file's (a null or empty deploy key keeps this file's own)."""
+        deploy = self.deploy
+
+        def replaced(section, **values):
+            return section.model_copy(update={key: value for key, value in values.items() if value})
+
+        return self.model_copy(update={
+            "pipeline": replaced(self.pipeline, root=deploy.pipeline_root),
+            "data": replaced(self.data, base=deploy.data_base, schema_path=deploy.schema_path),
+            "serving": replaced(self.serving, base=deploy.serving_base),
+            "beam": replaced(self.beam, direct_running_mode=deploy.beam_args and "in_memory",
+                             extra_args=deploy.beam_args),
+        })
 
     # --- each component's settings (components/settings.py), built once here ------------------------
 

@@ -75,7 +75,8 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
         for span in metadata_store.spans_to_backfill(config):
             echo(f"  backfilling span {span} of the training window")
             _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
-        _run_with_id(assembly.create_pipeline(config, spans.newest_complete_span(config)), run_id)
+        newest = spans.newest_complete_span(config)
+        _run_with_id(assembly.create_pipeline(config, newest, metadata_store.connection_config(config)), run_id)
     except BaseException:
         progress.mark_failure()
         raise

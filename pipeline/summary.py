@@ -208,5 +208,6 @@ def render(summary: dict) -> str:
                         else "(a rejected full retrain is not repeated; a new span starts afresh)"))
     push = summary["push"]
     lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
-    lines.append(f"  log: {summary['log_file']}")
+    if summary["log_file"]:   # none under an orchestrator: each task's log is the orchestrator's
+        lines.append(f"  log: {summary['log_file']}")
     return "\n".join(lines)

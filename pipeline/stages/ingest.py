@@ -12,21 +12,22 @@ from tfx import v1 as tfx
 from components.contracts import TRAINING_WINDOW
 from components.data_gate import DataGate
 from components.drift_check import STATISTICS_QUANTILES
-from pipeline.config import PipelineConfig
+from pipeline.config import URI, PipelineConfig
 
 
-def example_gen(config: PipelineConfig, span: int):
-    """CsvExampleGen pinned to one span: the newest complete one, or an older one (backfill)."""
+def example_gen(config: PipelineConfig, span: int | None):
+    """CsvExampleGen pinned to one span (the newest complete one, or an older one to backfill), or with span
+    None the newest span matching data.span_pattern when the run starts (under an orchestrator)."""
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data.span_pattern)])
     output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
         tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
     ]))
     return tfx.components.CsvExampleGen(
-        input_base=str(config.path(config.data.base)),
+        input_base=config.uri(config.data.base),
         input_config=input_config,
         output_config=output_config,
-        range_config=tfx.proto.RangeConfig(
+        range_config=None if span is None else tfx.proto.RangeConfig(
             static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span)),
     )
 
@@ -35,8 +36,11 @@ def curated_schema_file(config: PipelineConfig) -> str:
     """A copy of the curated schema named by its content.
 
     ImportSchemaGen records only the file's path, so an edit in place would be hidden by the cache;
-    a content-named copy makes an edited schema a new input and an unchanged one a cache hit.
+    a content-named copy makes an edited schema a new input and an unchanged one a cache hit. A schema at a
+    URI (deploy.schema_path) is the workers' own and used as it is.
     """
+    if URI.match(config.data.schema_path):
+        return config.data.schema_path
     source = config.path(config.data.schema_path)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     target = config.pipeline_root / "curated_schema" / digest / source.name
@@ -62,7 +66,7 @@ class Ingested:
     window: object         # the training window's Examples
 
 
-def ingest(config: PipelineConfig, span: int) -> Ingested:
+def ingest(config: PipelineConfig, span: int | None) -> Ingested:
     ingest = example_gen(config, span)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"], stats_options=statistics_options())
     schema = tfx.components.ImportSchemaGen(schema_file=curated_schema_file(config))

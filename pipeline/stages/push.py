@@ -25,7 +25,7 @@ def push(config: PipelineConfig, decided: Decided, trained: Trained, evaluator) 
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_uri)),
         custom_config=config.serving.model_dump(mode="json"),
     ).with_id(PUSHER)
     verdict = CandidateVerdict(
