@@ -95,4 +95,5 @@ BUNDLE_PREFIX = "deploy-"         # a version's deployment bundle
 TPU_FUNCTION_ALIAS = "tpu_func"   # the SavedModel function alias the Cloud TPU Inference Converter converts
 
 # --- exit codes of `python -m pipeline` ---------------------------------------------------------
-EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "data_blocked": 3, "model_blocked": 4, "serving_blocked": 5}
+EXIT_CODES = {"ok": 0, "failed": 1, "config_error": 2, "data_blocked": 3, "model_blocked": 4, "serving_blocked": 5,
+              "busy": 6}

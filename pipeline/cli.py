@@ -6,7 +6,7 @@ and exits. Heavy modules are imported inside the commands, so `--help` and a con
 without TensorFlow.
 
 Exit codes: 0 success, 1 a component failed, 2 config error, 3 data gate blocked, 4 model gate blocked,
-5 serving validation blocked.
+5 serving validation blocked, 6 another run holds the ML Metadata store (nothing ran).
 """
 from __future__ import annotations
 
@@ -108,12 +108,16 @@ def predict(config_path, input_csv, model_dir, output):
 def rollback(config_path):
     config = load_config_or_exit(config_path)
     from pipeline import rollback as rolling_back
+    from pipeline.metadata_store import StoreBusy
 
     try:
         result = rolling_back.rollback(config)
     except rolling_back.RollbackError as error:
         click.echo(f"rollback: {error}", err=True)
         sys.exit(EXIT_CODES["failed"])
+    except StoreBusy as busy:
+        click.echo(f"rollback: {busy}", err=True)
+        sys.exit(EXIT_CODES["busy"])
     click.echo(f"rolled back: version {result['from_version']} removed; {result['model']} "
                f"(was version {result['previous_version']}) is served as version {result['to_version']} "
                f"at {result['serving_path']}")
@@ -145,15 +149,18 @@ def compile_pipeline(config_path, target, output):
         sys.exit(EXIT_CODES["failed"])
 
 
-@main.command(help="Run one node of a compiled pipeline (what each task of a compiled Airflow DAG runs).")
+@main.command(help="Run one node of a compiled pipeline (what each task of a compiled Airflow DAG runs), on the "
+                   "config's ML Metadata store.")
+@config_option
 @click.option("--ir", "ir_file", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--node", "node_id", required=True)
 @click.option("--run-id", required=True, help="The orchestrator's run id: every node of one run shares it.")
-def node(ir_file, node_id, run_id):
+def node(config_path, ir_file, node_id, run_id):
+    config = load_config_or_exit(config_path)
     from pipeline import deploy
 
     try:
-        deploy.run_node(pathlib.Path(ir_file), node_id, run_id)
+        deploy.run_node(config, pathlib.Path(ir_file), node_id, run_id)
     except deploy.DeployError as error:
         click.echo(f"node: {error}", err=True)
         sys.exit(EXIT_CODES["failed"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import pathlib
 import re
 from typing import Annotated, Literal, Optional
@@ -188,8 +189,28 @@ class BeamSection(Section):
         return self
 
 
+class MysqlSection(Section):
+    """A MySQL (or MariaDB) server for ML Metadata. The password is read from the environment variable
+    `password_env` names, never from this file."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 3306
+    database: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+    user: str
+    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "MLMD_MYSQL_PASSWORD"
+
+
 class MetadataSection(Section):
+    backend: Literal["sqlite", "mysql"] = "sqlite"
     sqlite_path: str = "outputs/metadata.sqlite"
+    mysql: Optional[MysqlSection] = None
+    lock_wait_seconds: Annotated[float, Field(ge=0.0)] = 0.0   # a run that finds another one on the store waits
+
+    @model_validator(mode="after")
+    def _mysql_is_described(self):
+        if self.backend == "mysql" and self.mysql is None:
+            raise ValueError("backend mysql needs a mysql: section (host, port, database, user, password_env)")
+        return self
 
 
 class LoggingSection(Section):
@@ -418,6 +439,10 @@ def load_config(path: str | pathlib.Path) -> PipelineConfig:
     config._config_dir = path.parent.resolve()
     if not config.path(config.data.schema_path).is_file():
         raise ConfigError(f"{path}: data.schema_path: no schema file at {config.path(config.data.schema_path)}")
+    mysql = config.metadata.mysql if config.metadata.backend == "mysql" else None
+    if mysql is not None and mysql.password_env not in os.environ:
+        raise ConfigError(f"{path}: metadata.mysql.password_env: the environment variable {mysql.password_env} is not "
+                          f"set; it holds the password of {mysql.user} on {mysql.host}:{mysql.port}")
     if not config.path(config.data.base).is_dir():
         raise ConfigError(f"{path}: data.base: no data folder at {config.path(config.data.base)}")
     return config

@@ -65,43 +65,41 @@ class DeployError(Exception):
     """The pipeline cannot be compiled for a target; the message says why and what to change."""
 
 
-def orchestrated_pipeline(config: PipelineConfig, target: str):
-    """The pipeline as the target runs it: no span pinned; Airflow on this file's ML Metadata store,
-    Kubeflow and Vertex on their own."""
+def orchestrated_pipeline(config: PipelineConfig):
+    """The pipeline as an orchestrator runs it: no span pinned, and no ML Metadata store in it (Kubeflow and
+    Vertex bring their own; an Airflow task opens the config's when it runs, so no password is compiled in)."""
     from pipeline import assembly
 
-    deployed = config.for_orchestrator()
-    metadata = metadata_store.connection_config(deployed) if target == "airflow" else None
-    return assembly.create_pipeline(deployed, None, metadata)
+    return assembly.create_pipeline(config.for_orchestrator(), None, None)
 
 
 def compile_airflow(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Path) -> list[str]:
     """Writes the DAG file and, beside it, the compiled pipeline (TFX IR) its tasks run. Returns the node ids."""
     from tfx.dsl.compiler import compiler
 
-    ir = compiler.Compiler().compile(orchestrated_pipeline(config, "airflow"))
+    ir = compiler.Compiler().compile(orchestrated_pipeline(config))
     output = output.resolve()
     ir_file = output.with_name(f"{output.stem}.pipeline.pb")
     output.parent.mkdir(parents=True, exist_ok=True)
     ir_file.write_bytes(ir.SerializeToString())
     nodes = {node.pipeline_node.node_info.id: list(node.pipeline_node.upstream_nodes) for node in ir.nodes}
-    python = shlex.quote(sys.executable)
+    python, config_arg = shlex.quote(sys.executable), shlex.quote(str(config_file.resolve()))
     deploy = config.deploy
     output.write_text(DAG_TEMPLATE.render(
         name=config.pipeline.name, config_file=config_file.resolve(), ir_file=ir_file, nodes=nodes,
-        node_command=f"{python} -m pipeline node --ir {shlex.quote(str(ir_file))} --node {{node}} "
-                     "--run-id '{{{{ run_id }}}}'",
-        summary_command=f"{python} -m pipeline summary --config {shlex.quote(str(config_file.resolve()))} "
-                        "--run-id '{{ run_id }}'",
+        node_command=f"{python} -m pipeline node --config {config_arg} --ir {shlex.quote(str(ir_file))} "
+                     "--node {node} --run-id '{{{{ run_id }}}}'",
+        summary_command=f"{python} -m pipeline summary --config {config_arg} --run-id '{{{{ run_id }}}}'",
         dag_id=deploy.airflow.dag_id or config.pipeline.name, schedule=deploy.schedule, start=deploy.airflow.start_date,
         catchup=deploy.catchup, retries=deploy.retries, retry_delay=deploy.retry_delay_seconds,
         summary_task=SUMMARY_TASK))
     return list(nodes)
 
 
-def run_node(ir_file: pathlib.Path, node_id: str, run_id: str) -> None:
+def run_node(config: PipelineConfig, ir_file: pathlib.Path, node_id: str, run_id: str) -> None:
     """One node of a compiled pipeline, as LocalDagRunner runs each: TFX's launcher resolves its inputs from
-    ML Metadata (a Cond that does not hold skips it), runs the executor and records the execution."""
+    the config's ML Metadata store (a Cond that does not hold skips the node), runs the executor and records
+    the execution."""
     from tfx.dsl.compiler import constants
     from tfx.orchestration import metadata
     from tfx.orchestration.local import runner_utils
@@ -116,11 +114,9 @@ def run_node(ir_file: pathlib.Path, node_id: str, run_id: str) -> None:
     if node_id not in nodes:
         raise DeployError(f"{ir_file}: no node {node_id!r} (nodes: {', '.join(nodes)})")
     deployment = runner_utils.extract_local_deployment_config(ir)
-    connection = getattr(deployment.metadata_connection_config,
-                         deployment.metadata_connection_config.WhichOneof("connection_config"))
     launcher.Launcher(
         pipeline_node=nodes[node_id],
-        mlmd_connection=metadata.Metadata(connection),
+        mlmd_connection=metadata.Metadata(metadata_store.connection_config(config)),
         pipeline_info=ir.pipeline_info,
         pipeline_runtime_spec=ir.runtime_spec,
         executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
@@ -139,7 +135,7 @@ def compile_kubeflow(config: PipelineConfig, target: str, output: pathlib.Path) 
                               f"(e.g. gs://bucket/...), got {getattr(deploy, key)!r}")
     from tfx import v1 as tfx
 
-    pipeline = orchestrated_pipeline(config, target)
+    pipeline = orchestrated_pipeline(config)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=deploy.image),
         output_filename=str(output))

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import re
 import sys
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -33,3 +34,17 @@ def timestamped_info() -> None:
 
     absl_logging.set_verbosity(absl_logging.INFO)
     logging.basicConfig(format=LOG_FORMAT, force=True)
+    logging.getLogger("absl").addFilter(RedactPasswords())
+
+
+class RedactPasswords(logging.Filter):
+    """TFX's runner logs the ML Metadata connection config it uses, a MySQL password included: the log file
+    gets it without the password."""
+
+    PASSWORD = re.compile(r'(password:\s*)"(?:[^"\\]|\\.)*"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "password" in message:
+            record.msg, record.args = self.PASSWORD.sub(r'\1"***"', message), ()
+        return True

@@ -3,6 +3,11 @@ produced). Built on ml_metadata alone, so `watch` and the summary open the store
 or TensorFlow."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import time
+
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -11,14 +16,63 @@ from pipeline import spans
 from pipeline.config import PipelineConfig
 
 
+class StoreBusy(Exception):
+    """Another run holds the store; the message says where and how long this one waited."""
+
+
 def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
-    """The SQLite store of metadata.sqlite_path, as TFX's sqlite_metadata_connection_config makes it."""
+    """metadata.backend's store: SQLite at metadata.sqlite_path (as TFX's sqlite_metadata_connection_config
+    makes it), or MySQL/MariaDB at metadata.mysql with the password from the environment."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    if config.metadata.backend == "mysql":
+        mysql = config.metadata.mysql
+        connection.mysql.host, connection.mysql.port = mysql.host, mysql.port
+        connection.mysql.database, connection.mysql.user = mysql.database, mysql.user
+        connection.mysql.password = os.environ[mysql.password_env]   # load_config checked it is set
+        return connection
     path = config.path(config.metadata.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = str(path)
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     return connection
+
+
+@contextlib.contextmanager
+def run_lock(config: PipelineConfig):
+    """Held while a run (or a rollback) writes to the store, so two never interleave: another one waits up to
+    metadata.lock_wait_seconds, then stops with StoreBusy. SQLite: an flock beside the file; MySQL: the
+    server's GET_LOCK on a connection of its own, released by the server if this process dies."""
+    wait = config.metadata.lock_wait_seconds
+    holder = f"pipeline '{config.pipeline.name}'"
+    if config.metadata.backend == "mysql":
+        import pymysql
+
+        mysql = config.metadata.mysql
+        name = f"tfx-span-pipeline/{mysql.database}/{config.pipeline.name}"
+        connection = pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user,
+                                     password=os.environ[mysql.password_env], database=mysql.database)
+        with connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, %s)", (name, wait))
+                if cursor.fetchone()[0] != 1:
+                    raise StoreBusy(f"another run of {holder} holds the ML Metadata store on {mysql.host}:"
+                                        f"{mysql.port}/{mysql.database}; waited {wait:g} s (metadata.lock_wait_seconds)")
+            yield  # closing the connection releases the lock
+        return
+    path = config.path(config.metadata.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.{config.pipeline.name}.lock", "w") as lock:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(f"another run of {holder} holds the ML Metadata store {path}; waited "
+                                        f"{wait:g} s (metadata.lock_wait_seconds)") from None
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        yield
 
 
 def open_store(config: PipelineConfig) -> metadata_store.MetadataStore:

@@ -45,6 +45,12 @@ def _set_str(artifact, key: str, value: str) -> None:
 
 
 def rollback(config: PipelineConfig) -> dict:
+    """Under the store's run lock: a rollback never interleaves with a run (StoreBusy if one holds it)."""
+    with metadata_store.run_lock(config):
+        return _rollback(config)
+
+
+def _rollback(config: PipelineConfig) -> dict:
     store = metadata_store.open_store(config)
     model_base = str(config.serving_dir)
     served = versions(model_base)

@@ -9,7 +9,7 @@ import datetime
 import traceback
 
 from components.contracts import EXIT_CODES
-from pipeline import logs
+from pipeline import logs, metadata_store
 from pipeline.config import PipelineConfig
 
 
@@ -24,7 +24,11 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
         from pipeline import runner, summary
         logs.timestamped_info()
         try:
-            timings = runner.run_pipeline(config, run_id, echo)
+            with metadata_store.run_lock(config):
+                timings = runner.run_pipeline(config, run_id, echo)
+        except metadata_store.StoreBusy as busy:   # nothing ran: no summary to read back
+            echo(f"not run: {busy}")
+            return {"run_id": run_id, "status": "busy", "reason": str(busy), "exit_code": EXIT_CODES["busy"]}
         except Exception as failure:  # a component failed: say which and why, keep the traceback in the log
             error = f"{type(failure).__name__}: {failure}"
             traceback.print_exc()
