@@ -5,8 +5,6 @@ read by the next runs' retraining policy).
 """
 from __future__ import annotations
 
-import os
-
 from tfx import v1 as tfx
 
 from components.contracts import BLESSED_KEY, MODE_KEY, SKIP
@@ -17,20 +15,6 @@ from pipeline.stages.evaluate import evaluate
 from pipeline.stages.ingest import example_gen, ingest
 from pipeline.stages.push import push
 from pipeline.stages.train import train
-
-
-def beam_args(config: PipelineConfig) -> list[str]:
-    """In memory, Beam's defaults are left unsaid: with no Beam args, TFX skips building an sdist of
-    itself for remote workers (seconds per component) that a DirectRunner in this process never uses."""
-    if config.beam.direct_running_mode == "in_memory":
-        return list(config.beam.extra_args)
-    workers = config.beam.direct_num_workers or os.cpu_count() or 1
-    return [
-        "--runner=DirectRunner",
-        f"--direct_running_mode={config.beam.direct_running_mode}",
-        f"--direct_num_workers={workers}",
-        *config.beam.extra_args,
-    ]
 
 
 def create_pipeline(config: PipelineConfig, span: int | None, metadata_connection) -> tfx.dsl.Pipeline:
@@ -61,5 +45,5 @@ def _pipeline(config: PipelineConfig, components: list, metadata_connection) -> 
         components=components,
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection,
-        beam_pipeline_args=beam_args(config),
+        beam_pipeline_args=config.beam.args(),
     )

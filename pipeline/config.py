@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import warnings
 from typing import Annotated, Literal, Optional
 
 import croniter
@@ -178,15 +179,98 @@ def _no_secrets(key: str, args: list[str]) -> None:
                              "pipeline.yaml")
 
 
+EnvironmentType = Literal["DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK"]   # where a portable runner runs Python
+
+
+class PortableRunnerSettings(Section):
+    """Beam's PortableRunner: any job server (Flink's, Spark's, Beam's own local one)."""
+
+    job_endpoint: str                          # host:port of the job server
+    environment_type: EnvironmentType = "DOCKER"
+    environment_config: Optional[str] = None   # e.g. the SDK container image for DOCKER
+
+
+class FlinkRunnerSettings(Section):
+    flink_master: str                          # host:port of the JobManager, or [local] / [auto]
+    flink_version: Optional[str] = None
+    parallelism: Optional[PositiveInt] = None
+    environment_type: EnvironmentType = "DOCKER"
+    environment_config: Optional[str] = None
+
+
+class SparkRunnerSettings(Section):
+    spark_master_url: str                      # spark://host:7077, or local[N]
+    environment_type: EnvironmentType = "DOCKER"
+    environment_config: Optional[str] = None
+
+
+class DataflowRunnerSettings(Section):
+    project: str
+    region: str
+    temp_location: Annotated[str, Field(pattern=r"^gs://")]
+    staging_location: Optional[Annotated[str, Field(pattern=r"^gs://")]] = None
+    service_account_email: Optional[str] = None
+    machine_type: Optional[str] = None
+    max_num_workers: Optional[PositiveInt] = None
+
+
+RUNNERS = {"portable": ("PortableRunner", PortableRunnerSettings), "flink": ("FlinkRunner", FlinkRunnerSettings),
+           "spark": ("SparkRunner", SparkRunnerSettings), "dataflow": ("DataflowRunner", DataflowRunnerSettings)}
+
+
 class BeamSection(Section):
+    """The runner of every Beam-based component (ExampleGen, StatisticsGen, Transform, Evaluator, ...)."""
+
+    runner: Literal["direct", "portable", "flink", "spark", "dataflow"] = "direct"
     direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
     direct_num_workers: Annotated[int, Field(ge=0)] = 0  # 0: one per core
+    portable: Optional[PortableRunnerSettings] = None
+    flink: Optional[FlinkRunnerSettings] = None
+    spark: Optional[SparkRunnerSettings] = None
+    dataflow: Optional[DataflowRunnerSettings] = None
     extra_args: list[str] = []
 
     @model_validator(mode="after")
-    def _secrets_only_from_the_environment(self):
+    def _runner_is_described_and_args_are_beams(self):
+        if self.runner != "direct" and getattr(self, self.runner) is None:
+            required = [name for name, field in RUNNERS[self.runner][1].model_fields.items() if field.is_required()]
+            raise ValueError(f"runner {self.runner} needs a {self.runner}: section ({', '.join(required)} required)")
         _no_secrets("extra_args", self.extra_args)
+        if any(arg.split("=")[0] == "--runner" for arg in self.extra_args):
+            raise ValueError("extra_args: --runner is set by beam.runner (direct, portable, flink, spark, dataflow)")
+        _known_to_beam("extra_args", self.extra_args)
         return self
+
+    def args(self) -> list[str]:
+        """The Beam arguments every component gets. In memory, Beam's defaults are left unsaid: with no Beam
+        args, TFX skips building an sdist of itself for remote workers, which the DirectRunner never uses."""
+        if self.runner == "direct":
+            if self.direct_running_mode == "in_memory":
+                return list(self.extra_args)
+            workers = self.direct_num_workers or os.cpu_count() or 1
+            return ["--runner=DirectRunner", f"--direct_running_mode={self.direct_running_mode}",
+                    f"--direct_num_workers={workers}", *self.extra_args]
+        settings = getattr(self, self.runner).model_dump(exclude_none=True)
+        return [f"--runner={RUNNERS[self.runner][0]}", *(f"--{key}={value}" for key, value in settings.items()),
+                *self.extra_args]
+
+
+def _known_to_beam(key: str, args: list[str]) -> None:
+    """Every argument must be an option some PipelineOptions class of the installed Beam declares (Beam itself
+    only logs and drops the others). Imports Beam, so only when there are arguments to check."""
+    if not args:
+        return
+    with warnings.catch_warnings():   # Beam's GCP modules warn about Python versions at import
+        warnings.simplefilter("ignore", FutureWarning)
+        from apache_beam.options import pipeline_options
+
+    parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)   # the parser Beam's get_all_options uses
+    for options in pipeline_options.PipelineOptions.__subclasses__():
+        options._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(args)
+    unknown = [arg for arg in unknown if arg.startswith("--")]
+    if unknown:
+        raise ValueError(f"{key}: {', '.join(unknown)}: not an option of the installed Beam's PipelineOptions")
 
 
 class MysqlSection(Section):
@@ -259,6 +343,7 @@ class DeploySection(Section):
     @model_validator(mode="after")
     def _secrets_only_from_the_environment(self):
         _no_secrets("beam_args", self.beam_args)
+        _known_to_beam("beam_args", self.beam_args)
         return self
 
 
@@ -348,8 +433,8 @@ class PipelineConfig(Section):
             "pipeline": replaced(self.pipeline, root=deploy.pipeline_root),
             "data": replaced(self.data, base=deploy.data_base, schema_path=deploy.schema_path),
             "serving": replaced(self.serving, base=deploy.serving_base),
-            "beam": replaced(self.beam, direct_running_mode=deploy.beam_args and "in_memory",
-                             extra_args=deploy.beam_args),
+            # deploy.beam_args are the Beam arguments as they are (their own --runner included): checked on load
+            "beam": BeamSection.model_construct(extra_args=deploy.beam_args) if deploy.beam_args else self.beam,
         })
 
     # --- each component's settings (components/settings.py), built once here ------------------------
