@@ -341,7 +341,7 @@ class DeploySection(Section):
         return schedule
 
     @model_validator(mode="after")
-    def _secrets_only_from_the_environment(self):
+    def _beam_args_hold_no_secret_and_are_beams(self):
         _no_secrets("beam_args", self.beam_args)
         _known_to_beam("beam_args", self.beam_args)
         return self

@@ -19,7 +19,6 @@ from components.contracts import DATA_GATE_RESULT, DRIFT_REPORT, RETRAIN_DECISIO
 from pipeline import metadata_store
 from pipeline.config import URI, ConfigError, PipelineConfig
 
-TARGETS = ("airflow", "kubeflow", "vertex")
 SUMMARY_TASK = "summary"
 CUSTOM_ARTIFACT_TYPES = (DATA_GATE_RESULT, DRIFT_REPORT, RETRAIN_DECISION, VERDICT)
 TEMPLATES = jinja2.Environment(keep_trailing_newline=True)
