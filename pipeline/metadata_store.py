@@ -43,7 +43,11 @@ def run_lock(config: PipelineConfig):
     metadata.lock_wait_seconds, then stops with StoreBusy. SQLite: an flock beside the file; MySQL: the
     server's GET_LOCK on a connection of its own, released by the server if this process dies."""
     wait = config.metadata.lock_wait_seconds
-    holder = f"pipeline '{config.pipeline.name}'"
+
+    def busy(store: str) -> StoreBusy:
+        return StoreBusy(f"another run of pipeline '{config.pipeline.name}' holds the ML Metadata store {store}; "
+                         f"waited {wait:g} s (metadata.lock_wait_seconds)")
+
     if config.metadata.backend == "mysql":
         import pymysql
 
@@ -55,8 +59,7 @@ def run_lock(config: PipelineConfig):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT GET_LOCK(%s, %s)", (name, wait))
                 if cursor.fetchone()[0] != 1:
-                    raise StoreBusy(f"another run of {holder} holds the ML Metadata store on {mysql.host}:"
-                                        f"{mysql.port}/{mysql.database}; waited {wait:g} s (metadata.lock_wait_seconds)")
+                    raise busy(f"on {mysql.host}:{mysql.port}/{mysql.database}")
             yield  # closing the connection releases the lock
         return
     path = config.path(config.metadata.sqlite_path)
@@ -69,8 +72,7 @@ def run_lock(config: PipelineConfig):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StoreBusy(f"another run of {holder} holds the ML Metadata store {path}; waited "
-                                        f"{wait:g} s (metadata.lock_wait_seconds)") from None
+                    raise busy(str(path)) from None
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         yield
 
