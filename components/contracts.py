@@ -59,6 +59,9 @@ SERVING_KEY = "serving"           # JSON: the model that serves (id, spans) and 
 REJECTED_KEY = "rejected"         # JSON list of this span's rejected candidates ({"run_id", "mode", "rejections"})
 SETTINGS_DIGEST_KEY = "settings_digest"   # of the settings a candidate and its gates depend on (also on verdicts)
 
+# Trainer custom_config: keys TFX's Vertex Trainer reads there (deploy.training_job), beside the TrainerSettings.
+VERTEX_TRAINER_KEY_PREFIX = "ai_platform_"
+
 # ServingValidator's InfraBlessing: why a model was refused.
 SERVING_REASON_KEY = "reason"
 

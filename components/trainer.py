@@ -16,7 +16,7 @@ from tfx_bsl.public import tfxio
 from tensorflow.python.autograph.core import config as autograph_config
 
 from components import export
-from components.contracts import CANARY_FILE, FINE_TUNE, HISTORY_FILE, WARM_START_FILE
+from components.contracts import CANARY_FILE, FINE_TUNE, HISTORY_FILE, VERTEX_TRAINER_KEY_PREFIX, WARM_START_FILE
 from components.features import CATEGORICAL_TREATMENTS, feature_values, serving_feature_spec, transformed_name
 from components.settings import Feature, ModelSection, TrainerSettings, TransformSettings
 
@@ -153,11 +153,17 @@ def _fine_tune(fn_args, settings: TrainerSettings, train, evaluation):
     return model, history, warm_start
 
 
+def trainer_settings(custom_config: dict) -> TrainerSettings:
+    """The Trainer's settings, without the keys TFX's Vertex Trainer reads from the same custom_config."""
+    return TrainerSettings.model_validate(
+        {key: value for key, value in custom_config.items() if not key.startswith(VERTEX_TRAINER_KEY_PREFIX)})
+
+
 def run_fn(fn_args: tfx.components.FnArgs):
     """Full training (a new model on the window) or fine-tuning (settings mode FINE_TUNE).
 
     custom_config is PipelineConfig.trainer_settings(mode) (TrainerSettings)."""
-    settings = TrainerSettings.model_validate(fn_args.custom_config)
+    settings = trainer_settings(fn_args.custom_config)
     transform = settings.transform
     keras.utils.set_random_seed(settings.training.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

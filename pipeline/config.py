@@ -314,6 +314,51 @@ class AirflowSection(Section):
     start_date: datetime.date = datetime.date(2026, 1, 1)
 
 
+class VertexSection(Section):
+    """The Google Cloud project and region Vertex AI jobs run in, and as whom: the workers' own identity, never a
+    key in this file."""
+
+    project: Optional[str] = None
+    region: str = "us-central1"
+    service_account: Optional[str] = None   # e-mail of the service account the jobs run as; null: the default
+
+
+class WorkerPool(Section):
+    """One Vertex AI worker pool: machines of one kind (CustomJob's workerPoolSpecs)."""
+
+    machine_type: str = "n1-standard-4"
+    replicas: PositiveInt = 1
+    accelerator_type: Optional[str] = None          # e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3
+    accelerator_count: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _accelerators_named_and_counted(self):
+        if bool(self.accelerator_type) != bool(self.accelerator_count):
+            raise ValueError("accelerator_type and accelerator_count go together (both set, or neither)")
+        return self
+
+    def spec(self, image: str) -> dict:
+        machine = {"machine_type": self.machine_type}
+        if self.accelerator_type:
+            machine.update(accelerator_type=self.accelerator_type, accelerator_count=self.accelerator_count)
+        return {"machine_spec": machine, "replica_count": self.replicas, "container_spec": {"image_uri": image}}
+
+
+class TrainingJobSection(Section):
+    """The Trainer (full retrain and fine-tune) as a Vertex AI custom job, by TFX's Vertex Trainer: run_fn runs in
+    deploy.image on these pools, Vertex sets TF_CONFIG on each replica (training.strategy). The first pool is the
+    chief (one replica); the others are its workers."""
+
+    worker_pools: Annotated[list[WorkerPool], Field(min_length=1)]
+
+    @field_validator("worker_pools")
+    @classmethod
+    def _one_chief(cls, pools):
+        if pools[0].replicas != 1:
+            raise ValueError(f"the first pool is the chief: replicas must be 1 (got {pools[0].replicas})")
+        return pools
+
+
 class DeploySection(Section):
     """Running under an orchestrator (`python -m pipeline compile`): README "Orchestrators".
 
@@ -332,6 +377,8 @@ class DeploySection(Section):
     retry_delay_seconds: PositiveInt = 300
     catchup: bool = False                  # Airflow: run the missed intervals since airflow.start_date
     airflow: AirflowSection = AirflowSection()
+    vertex: VertexSection = VertexSection()
+    training_job: Optional[TrainingJobSection] = None   # null: the Trainer runs where the orchestrator runs nodes
 
     @field_validator("schedule")
     @classmethod
@@ -345,6 +392,28 @@ class DeploySection(Section):
         _no_secrets("beam_args", self.beam_args)
         _known_to_beam("beam_args", self.beam_args)
         return self
+
+    @model_validator(mode="after")
+    def _training_job_has_image_project_and_root(self):
+        """A Vertex training job runs in the image, bills the project, and reads and writes artifacts under the
+        pipeline root from Google's machines."""
+        if self.training_job is None:
+            return self
+        if not self.image:
+            raise ValueError("training_job: set deploy.image, the image the training replicas run (Dockerfile)")
+        if not self.vertex.project:
+            raise ValueError("training_job: set deploy.vertex.project, the project the training job runs in")
+        if not URI.match(self.pipeline_root or ""):
+            raise ValueError("training_job: deploy.pipeline_root must be a URI the replicas can read and write "
+                             f"(e.g. gs://bucket/tfx), got {self.pipeline_root!r}")
+        return self
+
+    def training_job_spec(self) -> dict:
+        """The CustomJob's job_spec (Vertex AI REST names) for TFX's Vertex Trainer."""
+        spec = {"worker_pool_specs": [pool.spec(self.image) for pool in self.training_job.worker_pools]}
+        if self.vertex.service_account:
+            spec["service_account"] = self.vertex.service_account
+        return spec
 
 
 class PipelineConfig(Section):
@@ -366,6 +435,8 @@ class PipelineConfig(Section):
 
     # Set by load_config: relative paths in the file are relative to the file's own folder.
     _config_dir: pathlib.Path = PrivateAttr(default_factory=pathlib.Path.cwd)
+    # Set by for_orchestrator: the config as an orchestrator's workers see it.
+    _orchestrated: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _names_are_consistent(self):
@@ -429,13 +500,20 @@ class PipelineConfig(Section):
         def replaced(section, **values):
             return section.model_copy(update={key: value for key, value in values.items() if value})
 
-        return self.model_copy(update={
+        orchestrated = self.model_copy(update={
             "pipeline": replaced(self.pipeline, root=deploy.pipeline_root),
             "data": replaced(self.data, base=deploy.data_base, schema_path=deploy.schema_path),
             "serving": replaced(self.serving, base=deploy.serving_base),
             # deploy.beam_args are the Beam arguments as they are (their own --runner included): checked on load
             "beam": BeamSection.model_construct(extra_args=deploy.beam_args) if deploy.beam_args else self.beam,
         })
+        orchestrated._orchestrated = True
+        return orchestrated
+
+    @property
+    def training_job(self) -> Optional[TrainingJobSection]:
+        """deploy.training_job under an orchestrator; a local run always trains in its own process."""
+        return self.deploy.training_job if self._orchestrated else None
 
     # --- each component's settings (components/settings.py), built once here ------------------------
 

@@ -143,3 +143,65 @@ def test_kubeflow_v2_compile_says_which_resolvers_it_cannot_run(tmp_path):
     assert "KubeflowV2DagRunner cannot compile this pipeline: Invalid custom artifact type name" in completed.stderr
     assert "runs only the LatestArtifact and LatestBlessedModel resolver strategies" in completed.stderr
     assert not (tmp_path / "job.json").exists()
+
+
+VERTEX_LOCATIONS = {"image": "example.com/taxi:1", "pipeline_root": "gs://bucket/root", "data_base": "gs://bucket/data",
+                    "serving_base": "gs://bucket/serving", "schema_path": "gs://bucket/schema.pbtxt"}
+TRAINING_JOB = {"worker_pools": [
+    {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
+    {"machine_type": "n1-standard-8", "replicas": 2}]}
+
+
+def test_training_job_runs_both_trainers_on_vertex_worker_pools(tmp_path):
+    """With deploy.training_job, the compiled Trainer and FineTuneTrainer are TFX's Vertex Trainer: the same run_fn
+    and settings, plus the CustomJob's worker pools in the image, the project, region and service account."""
+    from tfx.orchestration.local import runner_utils
+    from tfx.proto.orchestration import pipeline_pb2
+
+    (tmp_path / "data").mkdir()
+    config = write_config(tmp_path, {"deploy": {**VERTEX_LOCATIONS, "training_job": TRAINING_JOB, "vertex": {
+        "project": "my-project", "region": "europe-west4", "service_account": "trainer@my-project.iam.gserviceaccount.com"}}})
+    completed = cli("compile", "--config", str(config), "--target", "airflow", "--output", str(tmp_path / "dag.py"))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    ir = pipeline_pb2.Pipeline.FromString((tmp_path / "dag.pipeline.pb").read_bytes())
+    deployment = runner_utils.extract_local_deployment_config(ir)
+    nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in ir.nodes}
+    for node_id, mode in (("Trainer", "full_retrain"), ("FineTuneTrainer", "fine_tune")):
+        executor = runner_utils.extract_executor_spec(deployment, node_id)
+        assert executor.class_path == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+        custom_config = json.loads(nodes[node_id].parameters.parameters["custom_config"].field_value.string_value)
+        assert custom_config["mode"] == mode and custom_config["training"]["batch_size"] > 0
+        assert custom_config["ai_platform_enable_vertex"] is True
+        assert custom_config["ai_platform_vertex_region"] == "europe-west4"
+        assert custom_config["ai_platform_training_args"] == {"project": "my-project", "job_spec": {
+            "service_account": "trainer@my-project.iam.gserviceaccount.com",
+            "worker_pool_specs": [
+                {"machine_spec": {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4",
+                                  "accelerator_count": 1},
+                 "replica_count": 1, "container_spec": {"image_uri": "example.com/taxi:1"}},
+                {"machine_spec": {"machine_type": "n1-standard-8"}, "replica_count": 2,
+                 "container_spec": {"image_uri": "example.com/taxi:1"}}]}}
+    # The local pipeline of the same file trains in its own process.
+    from pipeline import assembly, config as pipeline_config
+
+    local = assembly.create_pipeline(pipeline_config.load_config(config), 1, None)
+    assert {type(node).__module__ for node in local.components if node.id in ("Trainer", "FineTuneTrainer")} == {
+        "tfx.components.trainer.component"}
+
+
+@pytest.mark.parametrize("deploy, message", [
+    ({"training_job": TRAINING_JOB}, "deploy: training_job: set deploy.image"),
+    ({**VERTEX_LOCATIONS, "training_job": TRAINING_JOB}, "training_job: set deploy.vertex.project"),
+    ({**VERTEX_LOCATIONS, "pipeline_root": None, "vertex": {"project": "p"}, "training_job": TRAINING_JOB},
+     "training_job: deploy.pipeline_root must be a URI the replicas can read and write"),
+    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"replicas": 2}]}},
+     "the first pool is the chief: replicas must be 1"),
+    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"accelerator_count": 2}]}},
+     "accelerator_type and accelerator_count go together"),
+])
+def test_training_job_errors_name_the_key(tmp_path, deploy, message):
+    (tmp_path / "data").mkdir()
+    config = write_config(tmp_path, {"deploy": deploy})
+    completed = cli("compile", "--config", str(config), "--target", "airflow", "--output", str(tmp_path / "dag.py"))
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert message in completed.stderr

@@ -16,6 +16,23 @@ TRANSFORM_FN = "components.transform.preprocessing_fn"
 TRAINER_FN = "components.trainer.run_fn"
 
 
+def trainer(config: PipelineConfig, mode: str, **inputs):
+    """TFX's Trainer running run_fn in this process; or, under an orchestrator with deploy.training_job, TFX's
+    Vertex Trainer, which runs the same run_fn in deploy.image on Vertex AI's worker pools and waits for it. Its
+    keys ride in custom_config beside the settings (run_fn ignores them)."""
+    custom_config = config.trainer_settings(mode).model_dump(mode="json")
+    job = config.training_job
+    if job is None:
+        return tfx.components.Trainer(run_fn=TRAINER_FN, custom_config=custom_config, **inputs)
+    vertex = tfx.extensions.google_cloud_ai_platform
+    custom_config.update({
+        vertex.ENABLE_VERTEX_KEY: True,
+        vertex.VERTEX_REGION_KEY: config.deploy.vertex.region,
+        vertex.TRAINING_ARGS_KEY: {"project": config.deploy.vertex.project, "job_spec": config.deploy.training_job_spec()},
+    })
+    return vertex.Trainer(run_fn=TRAINER_FN, custom_config=custom_config, **inputs)
+
+
 @dataclass
 class Trained:
     components: list
@@ -35,31 +52,29 @@ def train(config: PipelineConfig, ingested: Ingested, decided: Decided) -> Train
             materialize=False,
             disable_statistics=True,  # StatisticsGen already has the raw data's; the trainer transforms in tf.data
         )
-        trainer = tfx.components.Trainer(
-            run_fn=TRAINER_FN,
+        full_trainer = trainer(
+            config, FULL_RETRAIN,
             examples=ingested.window,
             transform_graph=transform.outputs["transform_graph"],
             schema=ingested.schema,
             train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
-            custom_config=config.trainer_settings(FULL_RETRAIN).model_dump(mode="json"),
         )
 
     with tfx.dsl.Cond(mode == FINE_TUNE):
         # The blessed model's own graph: no re-analysis, so its vocabularies and scaling hold.
         blessed = decided.blessed.outputs
-        fine_tuner = tfx.components.Trainer(
-            run_fn=TRAINER_FN,
+        fine_tuner = trainer(
+            config, FINE_TUNE,
             examples=ingested.examples,
             transform_graph=blessed["transform_graph"],
             base_model=blessed["model"],
             schema=ingested.schema,
             train_args=tfx.proto.TrainArgs(num_steps=config.retraining.fine_tune.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
-            custom_config=config.trainer_settings(FINE_TUNE).model_dump(mode="json"),
         ).with_id(FINE_TUNE_TRAINER)
 
     return Trained(
-        components=[transform, trainer, fine_tuner],
-        model=channel.union([trainer.outputs["model"], fine_tuner.outputs["model"]]),
-        model_run=channel.union([trainer.outputs["model_run"], fine_tuner.outputs["model_run"]]))
+        components=[transform, full_trainer, fine_tuner],
+        model=channel.union([full_trainer.outputs["model"], fine_tuner.outputs["model"]]),
+        model_run=channel.union([full_trainer.outputs["model_run"], fine_tuner.outputs["model_run"]]))
