@@ -58,9 +58,12 @@ def push_version(model_path: str, model_base: str, serving: ServingSection) -> t
         shutil.copytree(model_path, staging)
         deployment.write_bundle(bundle, serving, model_base, version)
         os.rename(staging, serving_path)  # the one step TF Serving's poller can observe
-    except BaseException:
+    except BaseException as failure:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(bundle, ignore_errors=True)
+        if isinstance(failure, shutil.Error):   # copytree's list of (source, target, reason), one per file
+            source, _, reason = failure.args[0][0]
+            raise OSError(f"copying the model into {model_base} failed at {source}: {reason}; nothing was pushed") from None
         raise
     prune(model_base, serving.versions_to_keep)
     return version, serving_path

@@ -141,7 +141,7 @@ class ServingSection(Section):
     """The `serving:` section; also the Pusher's settings (its custom_config)."""
 
     base: str = "outputs/serving"
-    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")]   # a folder of serving.base
     versions_to_keep: PositiveInt = 3          # older version folders are deleted after a push
     warmup_rows: PositiveInt = 16              # training rows in assets.extra/tf_serving_warmup_requests
     target: Literal["cpu", "gpu", "tpu"] = "cpu"

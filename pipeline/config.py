@@ -51,9 +51,14 @@ class DataSection(Section):
     schema_path: str
 
     @model_validator(mode="after")
-    def _pattern_has_span(self):
+    def _pattern_has_span_and_stays_in_base(self):
         if len(SPAN_TOKEN.findall(self.span_pattern)) != 1:
             raise ValueError(f"span_pattern must contain {{SPAN}} or {{SPAN:width}} once (got {self.span_pattern!r})")
+        if self.span_pattern.startswith("/") or ".." in self.span_pattern.split("/"):
+            raise ValueError(f"span_pattern is relative to data.base and stays inside it: no leading / and no .. "
+                             f"(got {self.span_pattern!r})")
+        if self.complete_marker is not None and ("/" in self.complete_marker or self.complete_marker in ("", ".", "..")):
+            raise ValueError(f"complete_marker is a file name in the span's folder (got {self.complete_marker!r})")
         return self
 
 
@@ -572,14 +577,15 @@ DRIFT_MEASURES = {"string": ("l_infinity",), "category": ("psi",), "numeric": ("
 
 def _describe(error: dict) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    value = "(a secret's value is not repeated)" if SECRET_NAME.search(location) else repr(error["input"])
     if error["type"] == "extra_forbidden":
-        return f"{location}: unknown key (value {error['input']!r}); check the spelling against the README"
+        return f"{location}: unknown key (value {value}); check the spelling against the README"
     if error["type"] == "missing":
         return f"{location}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
     if isinstance(error["input"], dict):  # a check across keys: the message names them
         return f"{location}: {message}"
-    return f"{location}: got {error['input']!r}; {message}"
+    return f"{location}: got {value}; {message}"
 
 
 def load_config(path: str | pathlib.Path) -> PipelineConfig:

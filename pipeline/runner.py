@@ -31,6 +31,8 @@ class Progress(logging.Handler):
 
     def emit(self, record):
         message, args = record.msg, record.args
+        if not isinstance(message, str):   # Beam logs exceptions themselves as messages
+            return
         if message == "Component %s is running.":
             self.timings.append(ComponentTiming(args[0]))
             self._started = time.monotonic()
@@ -64,18 +66,27 @@ def _run_with_id(tfx_pipeline, run_id: str) -> None:
     tfx.orchestration.LocalDagRunner().run_with_ir(ir)
 
 
+def _check_readable(config: PipelineConfig, span: int) -> None:
+    problems = spans.unreadable_rows(config, span)
+    if problems:
+        raise spans.UnreadableSpan(span, problems)
+
+
 def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTiming]:
     """Backfills the spans of the training window that the store lacks, then runs the pipeline.
 
-    Raises whatever a component raised, after printing which one failed.
+    Raises UnreadableSpan before ExampleGen reads a span it would fail on; otherwise whatever a component
+    raised, after printing which one failed.
     """
     progress = Progress(echo)
     logging.getLogger().addHandler(progress)
     try:
         for span in metadata_store.spans_to_backfill(config):
             echo(f"  backfilling span {span} of the training window")
+            _check_readable(config, span)
             _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
         newest = spans.newest_complete_span(config)
+        _check_readable(config, newest)
         _run_with_id(assembly.create_pipeline(config, newest, metadata_store.connection_config(config)), run_id)
     except BaseException:
         progress.mark_failure()

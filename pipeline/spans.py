@@ -18,6 +18,17 @@ class NoCompleteSpan(Exception):
     """There is no complete span to ingest."""
 
 
+class UnreadableSpan(Exception):
+    """The span's files are not CSV ExampleGen can read; `problems` says where, in the data gate's shape."""
+
+    def __init__(self, span: int, problems: list[dict]):
+        super().__init__(f"span {span}: {len(problems)} problem(s) in its files")
+        self.problems = problems
+
+
+PROBLEMS_SHOWN_PER_FILE = 5   # rows named per kind of problem; the rest are counted
+
+
 def span_folders(config: PipelineConfig) -> dict[int, pathlib.Path]:
     """Span number → folder, for every folder that the span pattern's directory part matches."""
     base = config.path(config.data.base)
@@ -33,10 +44,11 @@ def span_folders(config: PipelineConfig) -> dict[int, pathlib.Path]:
 
 
 def _data_rows(folder: pathlib.Path, file_pattern: str) -> int:
+    """Non-empty lines after each file's header: ExampleGen reads one row per line."""
     rows = 0
     for path in folder.glob(file_pattern):
-        with path.open(newline="", errors="replace") as handle:
-            rows += max(sum(1 for _ in csv.reader(handle)) - 1, 0)  # minus the header
+        with path.open("rb") as handle:
+            rows += max(sum(1 for line in handle if line.strip()) - 1, 0)
     return rows
 
 
@@ -66,3 +78,68 @@ def newest_complete_span(config: PipelineConfig) -> int:
             f"data.base {config.path(config.data.base)}: no complete span matching {config.data.span_pattern!r}"
             + (f" (a span is complete once its folder holds the marker file {marker!r})" if marker else ""))
     return spans[-1]
+
+
+def _file_problems(path: pathlib.Path, header: list[str] | None) -> tuple[list[str] | None, int, list[dict]]:
+    """One streaming pass over a CSV file: its header, its row count, and each row ExampleGen would fail on (not
+    UTF-8, unbalanced quotes, a field count unlike the header's) by line number. Types and values are the data
+    gate's to judge."""
+    problems, counts = [], {}
+
+    def problem(kind: str, details: str):
+        counts[kind] = counts.get(kind, 0) + 1
+        if counts[kind] <= PROBLEMS_SHOWN_PER_FILE:
+            problems.append({"split": "file", "feature": str(path), "problem": kind, "details": details})
+
+    def lines(handle):
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problem("not UTF-8", f"line {number}: byte 0x{raw[error.start]:02x} at column {error.start + 1}")
+                yield raw.decode("utf-8", errors="replace")
+
+    file_header, rows, start = None, 0, 1
+    with path.open("rb") as handle:
+        reader = csv.reader(lines(handle), strict=True)
+        try:
+            for record in reader:
+                if file_header is None:
+                    file_header = record
+                    if header is not None and record != header:
+                        problem("header differs", f"line 1: {record} is not the header of the span's first file {header}")
+                        break
+                elif reader.line_num > start:
+                    problem("malformed CSV", f"line {start}: a quoted field runs over lines {start}-{reader.line_num} "
+                                             "(an unbalanced quote? ExampleGen reads one row per line)")
+                elif record:
+                    rows += 1
+                    if len(record) != len(file_header):
+                        problem("wrong field count", f"line {start}: {len(record)} fields, the header has {len(file_header)}")
+                start = reader.line_num + 1
+        except csv.Error as error:
+            problem("malformed CSV", f"line {start}: {error} (an unbalanced quote? ExampleGen reads one row per line)")
+    if file_header is None:
+        problem("empty file", "no header and no rows")
+    problems.extend({"split": "file", "feature": str(path), "problem": kind, "details": f"and {count - PROBLEMS_SHOWN_PER_FILE} more rows"}
+                    for kind, count in counts.items() if count > PROBLEMS_SHOWN_PER_FILE)
+    return file_header, rows, problems
+
+
+def unreadable_rows(config: PipelineConfig, span: int) -> list[dict]:
+    """Everything in the span's files that would make ExampleGen fail, named by file and line (ExampleGen
+    itself would stop at the first bad row with Beam's error and no file name); empty when it can read them."""
+    folder = span_folders(config)[span]
+    file_pattern = config.data.span_pattern.rsplit("/", 1)[-1]
+    files = sorted(folder.glob(file_pattern))
+    if not files:
+        return [{"split": "span", "feature": str(folder), "problem": "no files", "details": f"nothing matches {file_pattern!r}"}]
+    header, rows, problems = None, 0, []
+    for path in files:
+        file_header, file_rows, file_problems = _file_problems(path, header)
+        header, rows = header or file_header, rows + file_rows
+        problems.extend(file_problems)
+    if rows == 0 and not problems:
+        problems.append({"split": "span", "feature": str(folder), "problem": "no rows",
+                         "details": f"{len(files)} file(s), headers only"})
+    return problems

@@ -53,7 +53,10 @@ def fairness_report(evaluation_uri: str) -> dict | None:
     }
 
 
-def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "") -> dict:
+def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "",
+            unreadable_rows: list[dict] = ()) -> dict:
+    """The run's outcome from ML Metadata; `unreadable_rows` (spans.unreadable_rows) when the run was refused
+    before ExampleGen, which the data gate reports."""
     outputs = metadata_store.run_outputs(config, run_id)
 
     def produced(node: str, type_name: str) -> list:
@@ -73,6 +76,8 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
     }
+    if unreadable_rows:
+        summary["data_gate"] = {"passed": False, "problems": list(unreadable_rows)}
     for result in produced(DATA_GATE, DATA_GATE_RESULT):
         problems = json.loads((pathlib.Path(result.uri) / PROBLEMS_FILE).read_text())
         summary["data_gate"] = {"passed": metadata_store.custom_int(result, BLESSED_KEY) == 1, "problems": problems}
@@ -127,7 +132,8 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         summary["push"]["reason"] = f"the run failed: {error}"
     elif summary["data_gate"] and not summary["data_gate"]["passed"]:
         summary["status"] = "data_blocked"
-        summary["push"]["reason"] = "the data gate found anomalies; nothing was transformed, trained or pushed"
+        summary["push"]["reason"] = ("the span's files cannot be read as CSV; nothing was ingested" if unreadable_rows else
+                                     "the data gate found anomalies; nothing was transformed, trained or pushed")
     elif summary["retraining"] and summary["retraining"]["mode"] == SKIP:
         summary["status"] = "ok"
         summary["push"]["reason"] = "no retraining: " + "; ".join(summary["retraining"]["reasons"])
