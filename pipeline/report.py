@@ -20,7 +20,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.contracts import MODEL_ID_KEY, PUSHED_VERSION_KEY, ROLLED_BACK_FROM_KEY, STATISTICS_FILE
 from components.evaluation import EXACT_AUC, GATE_VALUE_NAMES, OVERALL, slice_gaps
-from components.serving_base import versions
+from components.serving_base import served_version
 from components.validation_result import CHANGE, describe_failure
 from pipeline import metadata_store, summary as summaries
 from pipeline.config import PipelineConfig
@@ -78,7 +78,7 @@ def render(config: PipelineConfig, summary: dict) -> str:
         slices_chart=_png(pathlib.Path(gate["fairness"]["chart"])) if gate.get("fairness") else None,
         fairness=fairness, gaps=fairness_gaps(fairness) if fairness else [],
         history=history, history_chart=history_chart(config, history) if history else None,
-        served=_served_version(config), json=json.dumps,
+        served=served_version(str(config.serving_dir)), json=json.dumps,
     )
 
 
@@ -259,11 +259,6 @@ def history_chart(config: PipelineConfig, history: list[dict]) -> str | None:
     axis.legend(fontsize=7)
     figure.tight_layout()
     return _svg(figure)
-
-
-def _served_version(config: PipelineConfig) -> str | None:
-    served = versions(str(config.serving_dir)) if config.serving_dir.exists() else []
-    return str(served[-1]) if served else None
 
 
 # --- helpers -------------------------------------------------------------------------------------------------

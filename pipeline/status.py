@@ -11,7 +11,7 @@ import datetime
 from tabulate import tabulate
 
 from components.contracts import MODEL_ID_KEY, PUSHED_VERSION_KEY, ROLLED_BACK_FROM_KEY
-from components.serving_base import versions
+from components.serving_base import served_version
 from pipeline import metadata_store, summary as summaries
 from pipeline.config import PipelineConfig
 
@@ -43,8 +43,7 @@ def status(config: PipelineConfig, limit: int = 10) -> str:
     lines.append(tabulate(rows, headers="keys", maxcolwidths=[None] * 5 + [60]) if rows else "  none yet")
 
     pushed = metadata_store.pushed_models(store, config.pipeline.name)
-    served = versions(str(config.serving_dir)) if config.serving_dir.exists() else []
-    served_version = str(served[-1]) if served else None
+    served = served_version(str(config.serving_dir))
     lineages = {}
     for push in pushed:
         model_id = metadata_store.custom_int(push, MODEL_ID_KEY)
@@ -52,7 +51,7 @@ def status(config: PipelineConfig, limit: int = 10) -> str:
     lines += ["", "Blessed and pushed versions (blessed by the model gate and serving validation, oldest first):"]
     lines.append(tabulate([{
         "version": metadata_store.custom_str(push, PUSHED_VERSION_KEY)
-                   + (" (served)" if metadata_store.custom_str(push, PUSHED_VERSION_KEY) == served_version else ""),
+                   + (" (served)" if metadata_store.custom_str(push, PUSHED_VERSION_KEY) == served else ""),
         "pushed": _time(push.create_time_since_epoch),
         "model": metadata_store.custom_int(push, MODEL_ID_KEY),
         "trained in run": lineages[metadata_store.custom_int(push, MODEL_ID_KEY)]["run_id"],
@@ -61,13 +60,13 @@ def status(config: PipelineConfig, limit: int = 10) -> str:
     } for push in pushed], headers="keys") if pushed else "  none yet")
 
     lines += ["", "Served model:"]
-    served_push = next((p for p in reversed(pushed) if metadata_store.custom_str(p, PUSHED_VERSION_KEY) == served_version),
+    served_push = next((p for p in reversed(pushed) if metadata_store.custom_str(p, PUSHED_VERSION_KEY) == served),
                        None)
     if served_push is None:
         lines.append(f"  none of this pipeline's pushed versions is served under {config.serving_dir}")
     else:
         lineage = lineages[metadata_store.custom_int(served_push, MODEL_ID_KEY)]
-        lines += [f"  version:         {served_version} ({config.serving_dir / served_version})",
+        lines += [f"  version:         {served} ({config.serving_dir / served})",
                   f"  model:           {lineage['model']} (artifact {lineage['model_id']})",
                   f"  trainer run:     {lineage['run_id']} ({lineage['trainer']})",
                   f"  data spans:      {', '.join(map(str, lineage['spans']))}",
