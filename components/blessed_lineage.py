@@ -6,38 +6,17 @@ model actually learned from, so that data is found by following events in ML Met
 """
 from __future__ import annotations
 
-from typing import Optional
-
-from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
 from components.contracts import BLESSED_KEY, CURRENT_MODEL_ID_KEY, PUSHED_KEY, ROLLED_BACK_KEY, SPAN_KEY
+from components.lineage import inputs_of, outputs_of_consumers, producer
 
 # Input (and output) keys of the resolver node.
 MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS, VERDICTS = (
     "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics",
     "verdicts")
-
-
-def _producer(store, artifact_id: int) -> Optional[int]:
-    for event in store.get_events_by_artifact_ids([artifact_id]):
-        if event.type == metadata_store_pb2.Event.OUTPUT:
-            return event.execution_id
-    return None
-
-
-def _inputs_of(store, execution_id: int) -> set[int]:
-    return {event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
-            if event.type == metadata_store_pb2.Event.INPUT}
-
-
-def _outputs_of_consumers(store, artifact_ids: set[int]) -> set[int]:
-    consumers = {event.execution_id for event in store.get_events_by_artifact_ids(list(artifact_ids))
-                 if event.type == metadata_store_pb2.Event.INPUT}
-    return {event.artifact_id for event in store.get_events_by_execution_ids(list(consumers))
-            if event.type == metadata_store_pb2.Event.OUTPUT}
 
 
 def _span(artifact: types.Artifact) -> int:
@@ -66,14 +45,14 @@ class BlessedModelLineage(resolver.ResolverStrategy):
         if not models:
             return result
         model = models[-1]
-        trainer_inputs = _inputs_of(store, _producer(store, model.id))
+        trainer_inputs = inputs_of(store, producer(store, model.id))
         graphs = [a for a in input_dict[TRANSFORM_GRAPH] if a.id in trainer_inputs]
         examples = [a for a in input_dict[EXAMPLES] if a.id in trainer_inputs]
         analysed_ids = set()
         for graph in graphs:
-            analysed_ids |= _inputs_of(store, _producer(store, graph.id))
+            analysed_ids |= inputs_of(store, producer(store, graph.id))
         newest = max(examples, key=_span, default=None)
-        statistics_ids = _outputs_of_consumers(store, {newest.id}) if newest else set()
+        statistics_ids = outputs_of_consumers(store, {newest.id}) if newest else set()
         result.update({
             MODEL: [model],
             BLESSING: [b for b in input_dict[BLESSING] if b.get_int_custom_property(CURRENT_MODEL_ID_KEY) == model.id][-1:],

@@ -8,6 +8,7 @@ these type names are in components/artifacts.py.
 
 # --- node ids of the pipeline (pipeline/stages), as ML Metadata records them -------------------
 EXAMPLE_GEN = "CsvExampleGen"
+STATISTICS_GEN = "StatisticsGen"
 DATA_GATE = "DataGate"
 BLESSED_MODEL = "blessed_model"          # resolver: the blessed model and its lineage
 TRAINING_WINDOW = "training_window"      # resolver: the spans Transform and Trainer read
@@ -28,6 +29,10 @@ RETRAIN_DECISION = "RetrainDecision"
 VERDICT = "CandidateVerdict"
 # TFX's standard artifacts (tfx.types.standard_artifacts), as read back from ML Metadata
 EXAMPLES = "Examples"
+EXAMPLE_STATISTICS = "ExampleStatistics"
+TRANSFORM_GRAPH = "TransformGraph"
+MODEL = "Model"
+MODEL_RUN = "ModelRun"
 MODEL_EVALUATION = "ModelEvaluation"
 MODEL_BLESSING = "ModelBlessing"
 INFRA_BLESSING = "InfraBlessing"
@@ -91,6 +96,7 @@ CANARY_FILE = "canary_predictions.json"       # ModelRun: the trained model's ow
 WARM_START_FILE = "warm_start.json"           # ModelRun of a fine-tune: the base model and phases
 HISTORY_FILE = "history.json"                 # ModelRun: Keras' per-epoch losses and metrics
 PUSH_FILE = "push.json"                       # PushedModel: what was copied where
+STATISTICS_FILE = "FeatureStats.pb"           # ExampleStatistics, in Split-<name>/: TFDV's DatasetFeatureStatisticsList
 
 # --- the serving base (TF Serving's model folder) ---------------------------------------------
 STAGING_PREFIX = ".incoming-"     # a version being copied in; never a number, so TF Serving ignores it

@@ -24,6 +24,9 @@ RATE_METRICS = {  # a gated rate of pipeline.yaml's fairness section -> TFMA's m
 # Rates a fairness gate can hold, at one of fairness.thresholds (Fairness Indicators reports these and more).
 GATED_RATES = tuple(RATE_METRICS)
 FAIRNESS_PREFIX = "fairness_indicators_metrics/"
+# evaluation.gates' metric -> the name of its value in TFMA's output
+GATE_VALUE_NAMES = {"AUC": EXACT_AUC, "BinaryAccuracy": "binary_accuracy", "Precision": "precision",
+                    "Recall": "recall", "Calibration": "calibration"}
 
 
 def display_name(metric_name: str) -> str:
@@ -45,6 +48,17 @@ def gated_metric_name(metric) -> str:
 # --- slice names --------------------------------------------------------------------------------
 
 OVERALL = "Overall"   # the whole eval split
+
+
+def slice_gaps(rows: list[dict], metric: str) -> dict[str, float]:
+    """Per slicing, the largest difference of a metric between its gated slices (the fairness report's rows):
+    what a gap gate holds on."""
+    by_slicing: dict[str, list[float]] = {}
+    for row in rows:
+        value = row["metrics"].get(metric)
+        if row["gated"] and value is not None and value == value:   # NaN: no positives (or negatives) in the slice
+            by_slicing.setdefault(row["slicing"], []).append(value)
+    return {slicing: max(values) - min(values) for slicing, values in by_slicing.items() if len(values) > 1}
 
 
 def slice_name(keys, values) -> str:

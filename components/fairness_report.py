@@ -13,7 +13,8 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from components.contracts import FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG
-from components.evaluation import EXACT_AUC, display_name, gated_metric_name, slice_id, slice_key_id, slice_name
+from components.evaluation import (EXACT_AUC, display_name, gated_metric_name, slice_gaps, slice_id, slice_key_id,
+                                   slice_name)
 
 
 def report_rows(evaluation_uri: str, counts: dict[tuple, collections.Counter], min_size: int) -> list[dict]:
@@ -92,11 +93,7 @@ def plot_report(path: str, rows: list[dict], bounds: dict, gaps: dict) -> None:
                 axis.axhline(bound, color="tab:red", linestyle="--", label=f"{label} {bound:g}")
         title = metric
         if metric in gaps:
-            by_slicing = collections.defaultdict(list)
-            for row, height in zip(rows, heights):
-                if row["gated"] and height == height:
-                    by_slicing[row["slicing"]].append(height)
-            measured = ", ".join(f"{slicing}: {max(v) - min(v):.3f}" for slicing, v in by_slicing.items() if len(v) > 1)
+            measured = ", ".join(f"{slicing}: {gap:.3f}" for slicing, gap in slice_gaps(rows, metric).items())
             title += f"  (gap allowed {gaps[metric]:g}; measured {measured or 'n/a'})"
         axis.set_title(title, fontsize=9)
         axis.set_xticks(range(len(rows)))

@@ -30,6 +30,12 @@ def versions(model_base: str) -> list[int]:
                   if name.isdigit() and os.path.isdir(os.path.join(model_base, name)))
 
 
+def served_version(model_base: str) -> str | None:
+    """The version TF Serving's `latest` policy serves: the highest."""
+    found = versions(model_base)
+    return str(found[-1]) if found else None
+
+
 def remove_staging(model_base: str) -> list[str]:
     """Remove what an interrupted push left (staging, a bundle without its version); returns the names."""
     if not os.path.isdir(model_base):

@@ -1,7 +1,8 @@
-"""Command line: `python -m pipeline run|watch|replay|predict|rollback [--config FILE] ...`; see README.md.
+"""Command line: `python -m pipeline run|watch|replay|predict|rollback|report|status [--config FILE] ...`; see README.md.
 
 A thin adapter: each command loads the config, calls its use case (pipeline.run, pipeline.watch,
-pipeline.replay, pipeline.predict, pipeline.rollback: plain functions, callable from Python), prints
+pipeline.replay, pipeline.predict, pipeline.rollback, pipeline.report, pipeline.status: plain functions, callable
+from Python), prints
 and exits. Heavy modules are imported inside the commands, so `--help` and a config error answer
 without TensorFlow.
 
@@ -176,3 +177,30 @@ def summary(config_path, run_id):
     result = summaries.collect(config, run_id, timings=[], log_file="")
     click.echo(summaries.render(result))
     sys.exit(EXIT_CODES[result["status"]])
+
+
+@main.command(help="Write a run's report, one self-contained HTML page (statistics, anomalies, drift, decision, "
+                   "training curves, evaluation and gates, fairness gaps, model history, serving), and print its path.")
+@config_option
+@click.option("--run", "--run-id", "run_id", help="The run (default: the newest run of the pipeline).")
+def report(config_path, run_id):
+    config = load_config_or_exit(config_path)
+    from pipeline import report as reporting
+
+    try:
+        path = reporting.write_report(config, run_id)
+    except LookupError as error:
+        click.echo(f"report: {error}", err=True)
+        sys.exit(EXIT_CODES["failed"])
+    click.echo(f"report: {path}")
+
+
+@main.command(help="Print from ML Metadata the recent runs (decision, outcome), the blessed and pushed versions and "
+                   "the served model's lineage.")
+@config_option
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many recent runs.")
+def status(config_path, limit):
+    config = load_config_or_exit(config_path)
+    from pipeline import status as statuses
+
+    click.echo(statuses.status(config, limit))

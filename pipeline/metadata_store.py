@@ -11,7 +11,9 @@ import time
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.contracts import EXAMPLE_GEN, EXAMPLES, RESOLVERS, SPAN_KEY
+from components import lineage
+from components.contracts import (EVALUATOR, EXAMPLE_GEN, EXAMPLES, MODEL_EVALUATION, PUSHED_KEY, PUSHED_MODEL,
+                                  RESOLVERS, SPAN_KEY, TRANSFORM_GRAPH)
 from pipeline import spans
 from pipeline.config import PipelineConfig
 
@@ -138,6 +140,53 @@ def run_outputs(config: PipelineConfig, run_id: str) -> dict[str, dict[str, list
         if produced and node not in RESOLVERS:
             outputs[node] = produced
     return outputs
+
+
+def pipeline_runs(config: PipelineConfig) -> list[metadata_store_pb2.Context]:
+    """This pipeline's runs (TFX's pipeline_run contexts, named by run id), newest first."""
+    store = open_store(config)
+    pipeline = store.get_context_by_type_and_name("pipeline", config.pipeline.name)
+    if pipeline is None:
+        return []
+    run_type = store.get_context_type("pipeline_run")
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type_id == run_type.id]
+    return sorted(runs, key=lambda run: run.create_time_since_epoch, reverse=True)
+
+
+def execution_states(config: PipelineConfig, run_id: str) -> dict[str, str]:
+    """{node id: COMPLETE, CACHED, FAILED, RUNNING...} of one run: a node left RUNNING is one a crash interrupted
+    (or that is running now)."""
+    store = open_store(config)
+    return {node: metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+            for node, execution in _run_executions(store, config, run_id)}
+
+
+def pushed_models(store, pipeline_name: str) -> list[metadata_store_pb2.Artifact]:
+    """Every model this pipeline pushed (by the Pusher or by a rollback), oldest first."""
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if context is None:
+        return []
+    ours = {artifact.id for artifact in store.get_artifacts_by_context(context.id)}
+    return sorted((a for a in store.get_artifacts_by_type(PUSHED_MODEL) if a.id in ours and custom_int(a, PUSHED_KEY) == 1),
+                  key=lambda a: a.id)
+
+
+def model_lineage(config: PipelineConfig, model_id: int) -> dict:
+    """What a model was made from and judged by, from ML Metadata events: the run and trainer node that made
+    it, the spans and transform graph that trainer read, and its run's evaluation."""
+    store = open_store(config)
+    execution_id = lineage.producer(store, model_id)
+    run_type = store.get_context_type("pipeline_run")
+    run_id = next(c.name for c in store.get_contexts_by_execution(execution_id) if c.type_id == run_type.id)
+    trainer = next(node for node, execution in _run_executions(store, config, run_id) if execution.id == execution_id)
+    inputs = _artifacts_by_type(store, [execution_id], metadata_store_pb2.Event.INPUT)
+    evaluations = run_outputs(config, run_id).get(EVALUATOR, {}).get(MODEL_EVALUATION, [])
+    return {
+        "model_id": model_id, "model": store.get_artifacts_by_id([model_id])[0].uri, "run_id": run_id,
+        "trainer": trainer, "spans": sorted({span_of(a) for a in inputs.get(EXAMPLES, [])}),
+        "transform_graph": next((a.uri for a in inputs.get(TRANSFORM_GRAPH, [])), None),
+        "evaluation": next((a.uri for a in evaluations), None),
+    }
 
 
 def spans_read_by(config: PipelineConfig, run_id: str, node_ids: tuple[str, ...]) -> list[int]:

@@ -27,15 +27,6 @@ class RollbackError(Exception):
     """Nothing to roll back to; the message says why."""
 
 
-def _pushed_models(store, pipeline_name: str) -> list[metadata_store_pb2.Artifact]:
-    """Every model this pipeline pushed (by the Pusher or by a rollback), oldest first."""
-    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    pushed_type = store.get_artifact_type(PUSHED_MODEL)
-    artifacts = store.get_artifacts_by_context(context.id) if context else []
-    return sorted((a for a in artifacts if a.type_id == pushed_type.id and custom_int(a, PUSHED_KEY) == 1),
-                  key=lambda a: a.id)
-
-
 def _set_int(artifact, key: str, value: int) -> None:
     artifact.custom_properties[key].int_value = value
 
@@ -57,7 +48,7 @@ def _rollback(config: PipelineConfig) -> dict:
     if not served:
         raise RollbackError(f"no version is served under {model_base}")
     current_version = str(served[-1])
-    pushed = _pushed_models(store, config.pipeline.name)
+    pushed = metadata_store.pushed_models(store, config.pipeline.name)
     current = next((p for p in reversed(pushed) if custom_str(p, PUSHED_VERSION_KEY) == current_version), None)
     if current is None:
         raise RollbackError(f"version {current_version} in {model_base} was not pushed by pipeline "

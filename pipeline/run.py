@@ -1,6 +1,6 @@
-"""The `run` use case: one run of the pipeline on the newest complete span, and its summary.
+"""The `run` use case: one run of the pipeline on the newest complete span, its summary and its report page.
 
-Progress and the summary go to `echo`; everything else to the run's log file. `python -m pipeline
+Progress, the summary and the report's path go to `echo`; everything else to the run's log file. `python -m pipeline
 run` is this, and so is every run of `watch` (as a child process) and of `replay`.
 """
 from __future__ import annotations
@@ -37,4 +37,18 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
         result = summary.collect(config, run_id, timings, str(log_file), error, unreadable_rows)
     result["exit_code"] = EXIT_CODES[result["status"]]
     echo(summary.render(result))
+    result["report"] = write_report(config, result, echo)
     return result
+
+
+def write_report(config: PipelineConfig, result: dict, echo) -> str | None:
+    """The run's HTML page; a page that cannot be drawn is said, and leaves the run's outcome as it is."""
+    from pipeline import report
+
+    try:
+        path = str(report.write_report(config, result["run_id"], result))
+    except Exception as failure:
+        echo(f"  report not written: {type(failure).__name__}: {failure}")
+        return None
+    echo(f"  report: {path}")
+    return path

@@ -11,11 +11,12 @@ from dataclasses import asdict
 
 from components.contracts import (
     BASELINE_MODEL_KEY, BLESSED_KEY, CANDIDATE_VERDICT, DATA_GATE, DATA_GATE_RESULT, DRIFT_CHECK, DRIFT_REPORT,
-    DRIFT_REPORT_FILE, DRIFTED_FEATURES_KEY, EVALUATOR, FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON, FAIRNESS_REPORT_PNG,
-    FINE_TUNE, FINE_TUNE_TRAINER, FULL_RETRAIN, HAS_BASELINE_KEY, INFRA_BLESSING, MODE_KEY, MODEL_BLESSING,
-    MODEL_EVALUATION, PROBLEMS_FILE, PUSHED_DESTINATION_KEY, PUSHED_KEY, PUSHED_MODEL, PUSHED_VERSION_KEY, PUSHER,
-    REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY, RETRAIN_DECISION, RETRAIN_POLICY, SERVING_KEY, SERVING_REASON_KEY,
-    SERVING_REPORT_FILE, SERVING_VALIDATOR, SKEWED_FEATURES_KEY, SKIP, TRAINER, VERDICT)
+    DRIFT_REPORT_FILE, DRIFTED_FEATURES_KEY, EVALUATOR, EXAMPLE_STATISTICS, FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON,
+    FAIRNESS_REPORT_PNG, FINE_TUNE, FINE_TUNE_TRAINER, FULL_RETRAIN, HAS_BASELINE_KEY, HISTORY_FILE, INFRA_BLESSING,
+    MODE_KEY, MODEL_BLESSING, MODEL_EVALUATION, MODEL_RUN, PROBLEMS_FILE, PUSHED_DESTINATION_KEY, PUSHED_KEY,
+    PUSHED_MODEL, PUSHED_VERSION_KEY, PUSHER, REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY, RETRAIN_DECISION,
+    RETRAIN_POLICY, SERVING_KEY, SERVING_REASON_KEY, SERVING_REPORT_FILE, SERVING_VALIDATOR, SKEWED_FEATURES_KEY, SKIP,
+    STATISTICS_GEN, TRAINER, VERDICT)
 from components.evaluation import OVERALL, display_name, slice_key_name
 from components.validation_result import CHANGE, describe_failure, gate_failures
 from pipeline import metadata_store
@@ -54,9 +55,10 @@ def fairness_report(evaluation_uri: str) -> dict | None:
 
 
 def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "",
-            unreadable_rows: list[dict] = ()) -> dict:
+            unreadable_rows: list[dict] = (), with_evaluation: bool = True) -> dict:
     """The run's outcome from ML Metadata; `unreadable_rows` (spans.unreadable_rows) when the run was refused
-    before ExampleGen, which the data gate reports."""
+    before ExampleGen, which the data gate reports. with_evaluation=False leaves out the evaluation's failures
+    and metrics, the only facts read with TFMA: `status` collects many runs without TensorFlow."""
     outputs = metadata_store.run_outputs(config, run_id)
 
     def produced(node: str, type_name: str) -> list:
@@ -68,10 +70,12 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "log_file": log_file,
         "components": [asdict(timing) for timing in timings],
         "trained_on_spans": metadata_store.spans_read_by(config, run_id, (TRAINER, FINE_TUNE_TRAINER)),
+        "statistics": next((a.uri for a in produced(STATISTICS_GEN, EXAMPLE_STATISTICS)), None),
         "data_gate": None,
         "drift": None,
         "retraining": None,
         "verdict": None,
+        "training": None,
         "model_gate": None,
         "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
@@ -102,13 +106,19 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
             "pushed": metadata_store.custom_int(verdict, PUSHED_KEY) == 1, "rejections": rejected,
             "next_run_on_this_span": None if not rejected else (FULL_RETRAIN if mode == FINE_TUNE else SKIP),
         }
+    for trainer in (TRAINER, FINE_TUNE_TRAINER):
+        for model_run in produced(trainer, MODEL_RUN):
+            history = pathlib.Path(model_run.uri) / HISTORY_FILE
+            summary["training"] = {"trainer": trainer,
+                                   "history": json.loads(history.read_text()) if history.exists() else {}}
     for blessing in produced(EVALUATOR, MODEL_BLESSING):
         evaluation_uri = next(iter(a.uri for a in produced(EVALUATOR, MODEL_EVALUATION)), None)
+        read = evaluation_uri if with_evaluation else None
         summary["model_gate"] = {
             "passed": metadata_store.custom_int(blessing, BLESSED_KEY) == 1,
             "compared_with_baseline": bool(metadata_store.custom_str(blessing, BASELINE_MODEL_KEY)),
-            "failures": gate_failures(evaluation_uri) if evaluation_uri else [],
-            "metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
+            "failures": gate_failures(read) if read else [],
+            "metrics": evaluation_metrics(read) if read else {},
             "fairness": fairness_report(evaluation_uri) if evaluation_uri else None,
         }
     for blessing in produced(SERVING_VALIDATOR, INFRA_BLESSING):

@@ -87,6 +87,7 @@ def loaded_modules(code: str) -> set[str]:
     "pipeline.cli",
     "pipeline.watch, pipeline.metadata_store",
     "pipeline.rollback, pipeline.summary",
+    "pipeline.report, pipeline.status",
 ])
 def test_light_modules_do_not_load_tensorflow_or_tfx(modules):
     loaded = loaded_modules(f"import {modules}")
