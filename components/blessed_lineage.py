@@ -10,13 +10,13 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
-from components.contracts import BLESSED_KEY, CURRENT_MODEL_ID_KEY, PUSHED_KEY, ROLLED_BACK_KEY, SPAN_KEY
+from components.contracts import BLESSED_KEY, CURRENT_MODEL_ID_KEY, MODEL_ID_KEY, PUSHED_KEY, ROLLED_BACK_KEY, SPAN_KEY
 from components.lineage import inputs_of, outputs_of_consumers, producer
 
 # Input (and output) keys of the resolver node.
-MODEL, BLESSING, INFRA_BLESSING, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS, VERDICTS = (
-    "model", "model_blessing", "infra_blessing", "transform_graph", "examples", "analysed_examples", "statistics",
-    "verdicts")
+MODEL, BLESSING, INFRA_BLESSING, PUSHED_MODELS, TRANSFORM_GRAPH, EXAMPLES, ANALYSED_EXAMPLES, STATISTICS, VERDICTS = (
+    "model", "model_blessing", "infra_blessing", "pushed_models", "transform_graph", "examples", "analysed_examples",
+    "statistics", "verdicts")
 
 
 def _span(artifact: types.Artifact) -> int:
@@ -24,7 +24,7 @@ def _span(artifact: types.Artifact) -> int:
 
 
 class BlessedModelLineage(resolver.ResolverStrategy):
-    """Latest blessed model (blessed by the Evaluator and by serving validation, and not rolled back),
+    """Latest blessed model (blessed by the Evaluator and by serving validation, pushed, and not rolled back),
     its transform graph, training examples, the examples its graph was analysed on, and the
     statistics of the newest span it was trained on; empty lists before any model is blessed. And the
     verdicts of the candidates rejected since that model (all rejected ones before any is blessed)."""
@@ -34,7 +34,11 @@ class BlessedModelLineage(resolver.ResolverStrategy):
             return {b.get_int_custom_property(CURRENT_MODEL_ID_KEY) for b in input_dict[key]
                     if b.get_int_custom_property(BLESSED_KEY) == 1}
 
-        blessed_ids = blessed(BLESSING) & blessed(INFRA_BLESSING)
+        # Pushed too: a run killed between the blessings and the push left a blessed model nobody serves; the
+        # next run must not take it as the baseline and skip, but train again (cache hits) and push it.
+        pushed_ids = {p.get_int_custom_property(MODEL_ID_KEY) for p in input_dict[PUSHED_MODELS]
+                      if p.get_int_custom_property(PUSHED_KEY) == 1}
+        blessed_ids = blessed(BLESSING) & blessed(INFRA_BLESSING) & pushed_ids
         models = sorted((m for m in input_dict[MODEL] if m.id in blessed_ids
                          and not (m.has_custom_property(ROLLED_BACK_KEY) and m.get_int_custom_property(ROLLED_BACK_KEY))),
                         key=lambda m: m.id)

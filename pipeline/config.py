@@ -304,6 +304,7 @@ class MetadataSection(Section):
 
 class LoggingSection(Section):
     directory: str = "outputs/logs"
+    report: bool = True     # each run ends by writing its HTML report (`python -m pipeline report` writes one any time)
 
 
 class ScheduleSection(Section):

@@ -18,7 +18,7 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
     log_file = config.path(config.logging.directory) / f"run-{run_id}.log"
     echo(f"Pipeline '{config.pipeline.name}' run {run_id}; logs: {log_file}")
-    timings, error, unreadable_rows = [], "", []
+    timings, error, refused_files = [], "", []
     with logs.to_file(log_file):
         # Heavy imports only once the config is known to be good: a config error answers in a second.
         from pipeline import runner, summary
@@ -29,15 +29,15 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
         except metadata_store.StoreBusy as busy:   # nothing ran: no summary to read back
             echo(f"not run: {busy}")
             return {"run_id": run_id, "status": "busy", "reason": str(busy), "exit_code": EXIT_CODES["busy"]}
-        except spans.UnreadableSpan as unreadable:   # refused before ExampleGen: nothing ingested
-            unreadable_rows = unreadable.problems
+        except spans.RefusedSpan as refused:   # refused before ExampleGen: nothing ingested
+            refused_files = refused.problems
         except Exception as failure:  # a component failed: say which and why, keep the traceback in the log
             error = f"{type(failure).__name__}: {failure}"
             traceback.print_exc()
-        result = summary.collect(config, run_id, timings, str(log_file), error, unreadable_rows)
+        result = summary.collect(config, run_id, timings, str(log_file), error, refused_files)
     result["exit_code"] = EXIT_CODES[result["status"]]
     echo(summary.render(result))
-    result["report"] = write_report(config, result, echo)
+    result["report"] = write_report(config, result, echo) if config.logging.report else None
     return result
 
 

@@ -67,15 +67,15 @@ def _run_with_id(tfx_pipeline, run_id: str) -> None:
 
 
 def _check_readable(config: PipelineConfig, span: int) -> None:
-    problems = spans.unreadable_rows(config, span)
+    problems = spans.refused_files(config, span)
     if problems:
-        raise spans.UnreadableSpan(span, problems)
+        raise spans.RefusedSpan(span, problems)
 
 
 def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTiming]:
     """Backfills the spans of the training window that the store lacks, then runs the pipeline.
 
-    Raises UnreadableSpan before ExampleGen reads a span it would fail on; otherwise whatever a component
+    Raises RefusedSpan before ExampleGen reads a span it would fail on; otherwise whatever a component
     raised, after printing which one failed.
     """
     progress = Progress(echo)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import pathlib
 import re
 
@@ -18,8 +19,8 @@ class NoCompleteSpan(Exception):
     """There is no complete span to ingest."""
 
 
-class UnreadableSpan(Exception):
-    """The span's files are not CSV ExampleGen can read; `problems` says where, in the data gate's shape."""
+class RefusedSpan(Exception):
+    """The span's files must not reach ExampleGen (spans.refused_files); `problems` in the data gate's shape."""
 
     def __init__(self, span: int, problems: list[dict]):
         super().__init__(f"span {span}: {len(problems)} problem(s) in its files")
@@ -80,7 +81,7 @@ def newest_complete_span(config: PipelineConfig) -> int:
     return spans[-1]
 
 
-def _file_problems(path: pathlib.Path, header: list[str] | None) -> tuple[list[str] | None, int, list[dict]]:
+def _csv_problems(path: pathlib.Path, header: list[str] | None) -> tuple[list[str] | None, int, list[dict]]:
     """One streaming pass over a CSV file: its header, its row count, and each row ExampleGen would fail on (not
     UTF-8, unbalanced quotes, a field count unlike the header's) by line number. Types and values are the data
     gate's to judge."""
@@ -126,9 +127,10 @@ def _file_problems(path: pathlib.Path, header: list[str] | None) -> tuple[list[s
     return file_header, rows, problems
 
 
-def unreadable_rows(config: PipelineConfig, span: int) -> list[dict]:
-    """Everything in the span's files that would make ExampleGen fail, named by file and line (ExampleGen
-    itself would stop at the first bad row with Beam's error and no file name); empty when it can read them."""
+def refused_files(config: PipelineConfig, span: int) -> list[dict]:
+    """Why the span must not reach ExampleGen: rows it would fail on, named by file and line (ExampleGen itself
+    stops at the first with Beam's error and no file name), no rows, or the same files as an earlier span.
+    Empty when none."""
     folder = span_folders(config)[span]
     file_pattern = config.data.span_pattern.rsplit("/", 1)[-1]
     files = sorted(folder.glob(file_pattern))
@@ -136,10 +138,26 @@ def unreadable_rows(config: PipelineConfig, span: int) -> list[dict]:
         return [{"split": "span", "feature": str(folder), "problem": "no files", "details": f"nothing matches {file_pattern!r}"}]
     header, rows, problems = None, 0, []
     for path in files:
-        file_header, file_rows, file_problems = _file_problems(path, header)
+        file_header, file_rows, problems_in_file = _csv_problems(path, header)
         header, rows = header or file_header, rows + file_rows
-        problems.extend(file_problems)
+        problems.extend(problems_in_file)
     if rows == 0 and not problems:
         problems.append({"split": "span", "feature": str(folder), "problem": "no rows",
                          "details": f"{len(files)} file(s), headers only"})
+    for earlier, earlier_folder in span_folders(config).items():
+        if earlier < span and _same_bytes(files, sorted(earlier_folder.glob(file_pattern))):
+            problems.append({"split": "span", "feature": str(folder), "problem": "duplicated span",
+                             "details": f"its files hold the same bytes as span {earlier}'s ({earlier_folder})"})
     return problems
+
+
+def _same_bytes(files: list[pathlib.Path], others: list[pathlib.Path]) -> bool:
+    """A span delivered twice. Sizes first, so only files of equal size are read."""
+    if [f.stat().st_size for f in files] != [f.stat().st_size for f in others]:
+        return False
+
+    def digest(path):
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+
+    return all(digest(a) == digest(b) for a, b in zip(files, others))

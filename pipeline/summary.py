@@ -55,8 +55,8 @@ def fairness_report(evaluation_uri: str) -> dict | None:
 
 
 def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: str = "",
-            unreadable_rows: list[dict] = (), with_evaluation: bool = True) -> dict:
-    """The run's outcome from ML Metadata; `unreadable_rows` (spans.unreadable_rows) when the run was refused
+            refused_files: list[dict] = (), with_evaluation: bool = True) -> dict:
+    """The run's outcome from ML Metadata; `refused_files` (spans.refused_files) when the run was refused
     before ExampleGen, which the data gate reports. with_evaluation=False leaves out the evaluation's failures
     and metrics, the only facts read with TFMA: `status` collects many runs without TensorFlow."""
     outputs = metadata_store.run_outputs(config, run_id)
@@ -80,8 +80,8 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         "serving_gate": None,
         "push": {"pushed": False, "path": None, "reason": ""},
     }
-    if unreadable_rows:
-        summary["data_gate"] = {"passed": False, "problems": list(unreadable_rows)}
+    if refused_files:
+        summary["data_gate"] = {"passed": False, "problems": list(refused_files)}
     for result in produced(DATA_GATE, DATA_GATE_RESULT):
         problems = json.loads((pathlib.Path(result.uri) / PROBLEMS_FILE).read_text())
         summary["data_gate"] = {"passed": metadata_store.custom_int(result, BLESSED_KEY) == 1, "problems": problems}
@@ -142,7 +142,7 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
         summary["push"]["reason"] = f"the run failed: {error}"
     elif summary["data_gate"] and not summary["data_gate"]["passed"]:
         summary["status"] = "data_blocked"
-        summary["push"]["reason"] = ("the span's files cannot be read as CSV; nothing was ingested" if unreadable_rows else
+        summary["push"]["reason"] = ("the span's files cannot be read as CSV; nothing was ingested" if refused_files else
                                      "the data gate found anomalies; nothing was transformed, trained or pushed")
     elif summary["retraining"] and summary["retraining"]["mode"] == SKIP:
         summary["status"] = "ok"

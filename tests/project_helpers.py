@@ -23,6 +23,7 @@ TEST_SETTINGS = {
     "evaluation": {"gates": [{"metric": "AUC", "lower_bound": 0.6, "max_regression": 0.05}]},
     "fairness": {"slices": [["payment_type"]]},
     "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
+    "logging": {"report": False},   # about 5 s a run; tests/test_report.py turns it on
 }
 
 

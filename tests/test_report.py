@@ -40,10 +40,21 @@ def chromium():
     return install_chromium()
 
 
+REPORTING = {"logging": {"report": True}}
+
+
+@pytest.fixture(scope="module")
+def first_run(project):
+    """The first run of conftest's, with the report the test settings leave out."""
+    completed, summary = run_cli(write_config(project, REPORTING))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed, summary
+
+
 @pytest.fixture(scope="module")
 def second_run(project, first_run):
     """A second run with no new span: the policy skips retraining."""
-    completed, summary = run_cli(write_config(project))
+    completed, summary = run_cli(write_config(project, REPORTING))
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed, summary
 

@@ -17,13 +17,14 @@ from pipeline.stages.ingest import Ingested
 
 
 def blessed_model():
-    """The latest blessed model and, through ML Metadata lineage, the data and graph it came from; and
+    """The latest blessed and pushed model and, through ML Metadata lineage, the data and graph it came from; and
     the verdicts of the candidates rejected since."""
     return tfx.dsl.Resolver(
         strategy_class=BlessedModelLineage,
         model=tfx.dsl.Channel(type=standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
         infra_blessing=tfx.dsl.Channel(type=standard_artifacts.InfraBlessing),
+        pushed_models=tfx.dsl.Channel(type=standard_artifacts.PushedModel),
         transform_graph=tfx.dsl.Channel(type=standard_artifacts.TransformGraph),
         examples=tfx.dsl.Channel(type=standard_artifacts.Examples),
         analysed_examples=tfx.dsl.Channel(type=standard_artifacts.Examples),

@@ -2,7 +2,7 @@
 model, stops the run with exit code 3 at the right gate, names the file and line or the feature and the
 problem, trains and pushes nothing, and leaves the served model as it was.
 
-Rows ExampleGen cannot parse (spans.unreadable_rows) are refused before ExampleGen; rows it can parse but
+Rows ExampleGen cannot parse (spans.refused_files) are refused before ExampleGen; rows it can parse but
 the schema does not allow are the data gate's (TFDV's anomalies against the curated schema)."""
 import shutil
 
@@ -17,7 +17,8 @@ COMPONENTS_AFTER_THE_GATE = ("Transform", "Trainer", "FineTuneTrainer", "Evaluat
 def damaged_span(project, taxi_rows, damage):
     """Span 2: real rows after span 1's, damaged as `damage` says. Returns its folder and CSV path."""
     header, rows = taxi_rows
-    rows = [dict(row) for row in rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + NEW_ROWS]]
+    first = damage == "duplicate_of_span_1"   # span 1's rows again, written the same way
+    rows = [dict(row) for row in (rows[:FIRST_SPAN_ROWS] if first else rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + NEW_ROWS])]
     if damage == "text_in_numeric":
         rows[7]["trip_miles"] = "twelve"
     elif damage == "extra_column":
@@ -77,10 +78,15 @@ def test_rows_examplegen_cannot_parse_are_refused_before_it_by_file_and_line(
     assert summary["components"] == []   # not even ExampleGen ran
 
 
-def test_a_header_only_span_is_refused(project, first_run, taxi_rows):
-    completed, summary, csv_file = run_on_damaged_span(project, taxi_rows, "header_only")
+@pytest.mark.parametrize("damage, problem, details", [
+    ("header_only", "no rows", "1 file(s), headers only"),
+    ("duplicate_of_span_1", "duplicated span", "its files hold the same bytes as span 1's"),
+])
+def test_an_empty_or_repeated_span_is_refused(project, first_run, taxi_rows, damage, problem, details):
+    completed, summary, csv_file = run_on_damaged_span(project, taxi_rows, damage)
     [found] = summary["data_gate"]["problems"]
-    assert (found["feature"], found["problem"]) == (str(csv_file.parent), "no rows")
+    assert (found["feature"], found["problem"]) == (str(csv_file.parent), problem)
+    assert found["details"].startswith(details)
 
 
 @pytest.mark.parametrize("damage, feature, words", [

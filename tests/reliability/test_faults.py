@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from components.contracts import BUNDLE_PREFIX, STAGING_PREFIX
+from components.contracts import BUNDLE_PREFIX, PUSHED_VERSION_KEY, STAGING_PREFIX
 from components.serving_base import push_version, versions
+from pipeline import metadata_store
 from pipeline.config import load_config
 from project_helpers import FIRST_SPAN_ROWS, REPO, run_cli, write_config, write_span
 
@@ -55,18 +56,24 @@ def killable_project(tmp_path_factory, taxi_rows):
     return write_config(project)
 
 
-def test_killed_in_transform_trainer_and_pusher_then_a_rerun_pushes_a_whole_model(killable_project):
-    model_base = load_config(killable_project).serving_dir
-    for component, delay in (("Transform", 3.0), ("Trainer", 8.0), ("Pusher", 0.2)):
+def test_killed_in_transform_trainer_and_pusher_then_a_rerun_serves_the_blessed_model(killable_project):
+    """The Pusher copies in well under a second, so the last kill lands before, during or after the push; in
+    each case the serving base holds whole versions only, and after the rerun the newest one is the push ML
+    Metadata records last (a blessed model whose push was cut short is trained again, from the cache, and
+    pushed; one whose push was recorded is served and the rerun skips)."""
+    config = load_config(killable_project)
+    for component, delay in (("Transform", 3.0), ("Trainer", 8.0), ("Pusher", 0.0)):
         lines = run_until_killed(killable_project, component, delay)
         assert not any("FAILED" in line for line in lines), lines
-        whole_versions_only(model_base)   # nothing partial, whenever the kill came
+        whole_versions_only(config.serving_dir)   # nothing partial, whenever the kill came
     completed, summary = run_cli(killable_project)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert summary["status"] == "ok" and summary["push"]["pushed"], completed.stdout
-    served = whole_versions_only(model_base)
-    assert str(served[-1]) == summary["push"]["version"]
-    assert not [p.name for p in model_base.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert completed.returncode == 0 and summary["status"] == "ok", completed.stdout + completed.stderr
+    served = whole_versions_only(config.serving_dir)
+    pushes = metadata_store.pushed_models(metadata_store.open_store(config), config.pipeline.name)
+    assert served and pushes, completed.stdout
+    assert str(served[-1]) == metadata_store.custom_str(pushes[-1], PUSHED_VERSION_KEY)
+    assert summary["push"]["pushed"] or summary["retraining"]["mode"] == "skip", completed.stdout
+    assert not [p.name for p in config.serving_dir.iterdir() if p.name.startswith(STAGING_PREFIX)]
 
 
 @pytest.fixture
@@ -101,3 +108,30 @@ def test_a_disk_that_fills_up_during_a_push_fails_it_cleanly(small_disk, tmp_pat
     shutil.rmtree(base / first)   # room again: the next push succeeds
     second, _ = push_version(str(model), str(base), serving)
     assert versions(str(base)) == [int(second)]
+
+
+def test_a_blessed_model_whose_push_was_cut_short_is_no_baseline():
+    """The resolver behind the retraining decision takes a model as the served baseline only once its push is
+    recorded; otherwise the next run would skip and the blessed model would never be served."""
+    from tfx.types import standard_artifacts
+
+    from components.blessed_lineage import BlessedModelLineage
+    from components.contracts import BLESSED_KEY, CURRENT_MODEL_ID_KEY, MODEL_ID_KEY, PUSHED_KEY
+
+    model = standard_artifacts.Model()
+    model.id = 7
+    blessings = []
+    for blessing_type in (standard_artifacts.ModelBlessing, standard_artifacts.InfraBlessing):
+        blessing = blessing_type()
+        blessing.set_int_custom_property(CURRENT_MODEL_ID_KEY, model.id)
+        blessing.set_int_custom_property(BLESSED_KEY, 1)
+        blessings.append(blessing)
+    inputs = {"model": [model], "model_blessing": [blessings[0]], "infra_blessing": [blessings[1]],
+              "pushed_models": [], "transform_graph": [], "examples": [], "analysed_examples": [], "statistics": [],
+              "verdicts": []}
+    assert BlessedModelLineage().resolve_artifacts(None, inputs)["model"] == []
+
+    pushed = standard_artifacts.PushedModel()
+    pushed.set_int_custom_property(MODEL_ID_KEY, model.id)
+    pushed.set_int_custom_property(PUSHED_KEY, 0)   # a push that did not happen counts no more
+    assert BlessedModelLineage().resolve_artifacts(None, {**inputs, "pushed_models": [pushed]})["model"] == []
