@@ -9,6 +9,7 @@ from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components.contracts import MODEL_ID_KEY
 from pipeline import assembly, metadata_store, spans
 from pipeline.config import PipelineConfig
 
@@ -72,6 +73,20 @@ def _check_readable(config: PipelineConfig, span: int) -> None:
         raise spans.RefusedSpan(span, problems)
 
 
+def _warn_of_copied_rows(config: PipelineConfig, span: int, echo) -> None:
+    """A warning, not a gate: a span may repeat some trips by chance, but a model compared on rows the served
+    model learned from is compared unfairly."""
+    store = metadata_store.open_store(config)
+    pushes = metadata_store.pushed_models(store, config.pipeline.name)
+    if not pushes:
+        return
+    trained_on = metadata_store.model_lineage(config, metadata_store.custom_int(pushes[-1], MODEL_ID_KEY))["spans"]
+    copied = spans.copied_rows(config, span, trained_on)
+    if copied:
+        echo(f"  warning: {copied} rows of span {span} are copies of rows of the spans the served model was trained on "
+             f"(spans {', '.join(map(str, trained_on))}): its evaluation and drift checks see them again")
+
+
 def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTiming]:
     """Backfills the spans of the training window that the store lacks, then runs the pipeline.
 
@@ -87,6 +102,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
             _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
         newest = spans.newest_complete_span(config)
         _check_readable(config, newest)
+        _warn_of_copied_rows(config, newest, echo)
         _run_with_id(assembly.create_pipeline(config, newest, metadata_store.connection_config(config)), run_id)
     except BaseException:
         progress.mark_failure()

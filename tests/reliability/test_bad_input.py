@@ -102,3 +102,18 @@ def test_rows_the_schema_does_not_allow_stop_at_the_data_gate(project, first_run
     assert any(words.lower() in (p["problem"] + " " + p["details"]).lower() for p in problems), problems
     assert f"- {feature} [" in completed.stdout
     assert summary["retraining"]["mode"] == "skip"
+
+
+def test_a_span_that_repeats_training_rows_is_run_with_a_warning(project, first_run, taxi_rows):
+    """Leakage is warned of, not blocked: span 2 holds 100 new rows and 200 rows of span 1, on which the served
+    model was trained. Last in this module: the run may push."""
+    header, rows = taxi_rows
+    folder = write_span(project, 2, header, rows[:200] + rows[FIRST_SPAN_ROWS:FIRST_SPAN_ROWS + 100])
+    try:
+        completed, summary = run_cli(project / "pipeline.yaml")
+    finally:
+        shutil.rmtree(folder)
+    assert completed.returncode in (0, 4), completed.stdout + completed.stderr   # pushed, or the model gate's call
+    assert ("warning: 200 rows of span 2 are copies of rows of the spans the served model was trained on (spans 1)"
+            in completed.stdout)
+    assert summary["trained_on_spans"], completed.stdout
