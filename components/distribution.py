@@ -98,4 +98,7 @@ def output_dirs(strategy: tf.distribute.Strategy, *dirs: str):
         yield dirs
         return
     with tempfile.TemporaryDirectory(prefix="non-chief-worker-") as temporary:
-        yield tuple(os.path.join(temporary, str(index)) for index in range(len(dirs)))
+        stand_ins = tuple(os.path.join(temporary, str(index)) for index in range(len(dirs)))
+        for stand_in in stand_ins:   # they exist, as the output directories TFX made for the chief do
+            os.mkdir(stand_in)
+        yield stand_ins
