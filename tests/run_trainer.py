@@ -10,8 +10,6 @@ import tensorflow as tf
 from tfx.components.trainer.executor import GenericExecutor
 from tfx.types import standard_artifacts
 
-from components.contracts import FINE_TUNE
-
 
 def artifact(kind, uri: str, **properties):
     made = kind()
@@ -28,8 +26,6 @@ def main(arguments: dict) -> None:
     inputs = {"examples": [artifact(standard_artifacts.Examples, arguments["examples"],
                                     split_names=json.dumps(["train", "eval"]))],
               "transform_graph": [artifact(standard_artifacts.TransformGraph, arguments["transform_graph"])]}
-    if arguments["settings"]["mode"] == FINE_TUNE:
-        inputs["base_model"] = [artifact(standard_artifacts.Model, arguments["base_model"])]
     outputs = {"model": [artifact(standard_artifacts.Model, arguments["model"])],
                "model_run": [artifact(standard_artifacts.ModelRun, arguments["model_run"])]}
     properties = {"run_fn": "components.trainer.run_fn", "custom_config": json.dumps(arguments["settings"]),
