@@ -152,6 +152,7 @@ errors = {
     "batch": error(lambda: distribution.check_batch_size(two_replicas, TrainingSection(batch_size=33))),
     "multi_worker_late": error(lambda: distribution.distribution_strategy(TrainingSection(strategy="multi_worker")),
                                {"cluster": cluster, "task": {"type": "worker", "index": 0}}),
+    "multi_worker_alone": error(lambda: distribution.distribution_strategy(TrainingSection(strategy="multi_worker"))),
 }
 for name, tpu in (("tpu_local", "local"), ("tpu_grpc", "grpc://127.0.0.1:" + sys.argv[1]), ("tpu_name", "taxi-tpu")):
     errors[name] = error(lambda: distribution.distribution_strategy(TrainingSection(strategy="tpu", tpu=tpu)))
@@ -184,3 +185,5 @@ def test_tpu_stops_at_once_where_there_is_none(errors):
 def test_multi_worker_after_tensorflow_ran_in_the_process_says_how_to_run_it(errors):
     assert errors["multi_worker_late"].startswith("training.strategy multi_worker: TensorFlow already ran in this "
                                                   "process")
+    assert errors["multi_worker_alone"] == ("training.strategy multi_worker: the cluster comes from the TF_CONFIG "
+                                            "environment variable, which names no chief or worker task here")
