@@ -1,8 +1,8 @@
 """training.strategy for real, on CPU: TFX's Trainer executor in fresh processes (tests/run_trainer.py) on the
 Examples and transform graph of a real run. Mirrored over two logical CPU devices, and two multi_worker
 processes on loopback, train the model one device trains (the same rows make each step's global batch);
-only the chief of the workers writes. tpu, a late multi_worker and an indivisible batch stop with a message
-naming the key."""
+only the chief of the workers writes. tpu, multi_worker late or without a cluster, and an indivisible batch
+stop with a message naming the key."""
 import json
 import os
 import socket
@@ -12,10 +12,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from components.contracts import CANARY_FILE, FULL_RETRAIN, HISTORY_FILE
 from tfx.utils import path_utils
 
+from components.contracts import CANARY_FILE, FULL_RETRAIN, HISTORY_FILE
 from pipeline import metadata_store
 from pipeline.config import load_config
 from project_helpers import REPO, merge
