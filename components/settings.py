@@ -81,6 +81,24 @@ class TrainingSection(Section):
     seed: Annotated[int, Field(ge=0)] = 42   # weights' initialisation and shuffling: same data, same model
     epochs: PositiveInt = 10                 # the steps (full training and fine-tuning) run as this many epochs
     early_stopping_patience: Annotated[int, Field(ge=0)] = 2   # epochs without a lower eval loss (0: no early stop)
+    # tf.distribute strategy (components/distribution.py); batch_size stays the global batch of one step
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
+    devices: list[str] = []      # one_device: its device; mirrored: its replicas ([]: every GPU, else the CPU)
+    tpu: Optional[str] = None    # tpu: a Cloud TPU name, grpc://host:port of a TPU worker, or local (a TPU VM)
+
+    @model_validator(mode="after")
+    def _strategy_arguments(self):
+        if self.devices and self.strategy not in ("one_device", "mirrored"):
+            raise ValueError(f"devices only applies to strategy one_device or mirrored (strategy is {self.strategy})")
+        if self.strategy == "one_device" and len(self.devices) > 1:
+            raise ValueError(f"strategy one_device takes one device (devices: {self.devices})")
+        if self.strategy == "mirrored" and self.devices and self.batch_size % len(self.devices):
+            raise ValueError(f"batch_size {self.batch_size} (the global batch) is not a multiple of the "
+                             f"{len(self.devices)} replicas of devices {self.devices}")
+        if (self.tpu is not None) != (self.strategy == "tpu"):
+            raise ValueError("strategy tpu needs tpu: a Cloud TPU name, grpc://host:port or local"
+                             if self.strategy == "tpu" else f"tpu only applies to strategy tpu (strategy is {self.strategy})")
+        return self
 
 
 class FineTuneSettings(Section):

@@ -1,7 +1,8 @@
 """Trainer module (run_fn): a Keras model over the transformed features, exported for TF Serving.
 
 Training reads the raw examples and applies the saved tf.Transform graph in the input pipeline,
-so the exact graph that serving runs is the one training ran through.
+so the exact graph that serving runs is the one training ran through. It runs under the strategy of
+training.strategy (components/distribution.py).
 """
 import hashlib
 import json
@@ -15,7 +16,7 @@ from tfx_bsl.public import tfxio
 
 from tensorflow.python.autograph.core import config as autograph_config
 
-from components import export
+from components import distribution, export
 from components.contracts import CANARY_FILE, FINE_TUNE, HISTORY_FILE, VERTEX_TRAINER_KEY_PREFIX, WARM_START_FILE
 from components.features import CATEGORICAL_TREATMENTS, feature_values, serving_feature_spec, transformed_name
 from components.settings import Feature, ModelSection, TrainerSettings, TransformSettings
@@ -28,21 +29,25 @@ if not any(rule.matches("tf_keras") for rule in autograph_config.CONVERSION_RULE
 CANARY_ROWS = 20
 
 
-def _raw_dataset(fn_args, file_pattern, tf_transform_output, settings: TrainerSettings, shuffle):
-    options = tfxio.TensorFlowDatasetOptions(batch_size=settings.training.batch_size, shuffle=shuffle,
-                                             shuffle_seed=settings.training.seed)
-    return fn_args.data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
-
-
-def _training_dataset(raw_dataset, tft_layer, settings: TransformSettings):
-    label_name = settings.label.name
+def _dataset(strategy, fn_args, file_pattern, tf_transform_output, tft_layer, settings: TrainerSettings, shuffle):
+    """(transformed features, label) batches of one replica's share of training.batch_size. Each input
+    pipeline (one per worker) reads the same seeded order and keeps its own shard of the batches."""
+    label_name = settings.transform.label.name
 
     def split_label(raw_features):
         transformed = tft_layer(raw_features)
         label = transformed.pop(label_name)
         return transformed, label
 
-    return raw_dataset.map(split_label, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    def dataset_fn(input_context: tf.distribute.InputContext):
+        options = tfxio.TensorFlowDatasetOptions(
+            batch_size=input_context.get_per_replica_batch_size(settings.training.batch_size), shuffle=shuffle,
+            shuffle_seed=settings.training.seed)
+        raw = fn_args.data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
+        raw = raw.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return raw.map(split_label, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def _category_count(feature: Feature, tf_transform_output):
@@ -89,7 +94,7 @@ def _files(patterns: list[str]) -> list[str]:
     return [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
 
 
-def _write_canary(fn_args, model, tf_transform_output, settings: TransformSettings, signature):
+def _write_canary(fn_args, run_dir, model, tf_transform_output, settings: TransformSettings, signature):
     """The trained model's own predictions on the first eval rows, to check the exported model against."""
     serialized = [record.numpy() for record in
                   tf.data.TFRecordDataset(_files(fn_args.eval_files), compression_type="GZIP").take(CANARY_ROWS)]
@@ -104,7 +109,7 @@ def _write_canary(fn_args, model, tf_transform_output, settings: TransformSettin
         features = {name: values[0] for name, value in example.features.feature.items()
                     if (values := feature_values(value))}
         rows.append({"features": features, "probability": float(probability)})
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CANARY_FILE), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(run_dir, CANARY_FILE), "w") as handle:
         json.dump({"signature": signature, "rows": rows}, handle, indent=1)
 
 
@@ -164,31 +169,38 @@ def run_fn(fn_args: tfx.components.FnArgs):
 
     custom_config is PipelineConfig.trainer_settings(mode) (TrainerSettings)."""
     settings = trainer_settings(fn_args.custom_config)
+    strategy = distribution.distribution_strategy(settings.training)   # first: before TensorFlow runs an op
+    distribution.check_batch_size(strategy, settings.training)
+    with distribution.output_dirs(strategy, fn_args.model_run_dir, fn_args.serving_model_dir) as (run_dir, export_dir):
+        _train_and_export(fn_args, settings, strategy, run_dir, export_dir)
+
+
+def _train_and_export(fn_args, settings: TrainerSettings, strategy, run_dir: str, export_dir: str):
     transform = settings.transform
     keras.utils.set_random_seed(settings.training.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tft_layer = tf_transform_output.transform_features_layer()
-    train = _training_dataset(
-        _raw_dataset(fn_args, fn_args.train_files, tf_transform_output, settings, shuffle=True), tft_layer, transform)
-    evaluation = _training_dataset(
-        _raw_dataset(fn_args, fn_args.eval_files, tf_transform_output, settings, shuffle=False), tft_layer, transform)
+    train = _dataset(strategy, fn_args, fn_args.train_files, tf_transform_output, tft_layer, settings, shuffle=True)
+    evaluation = _dataset(strategy, fn_args, fn_args.eval_files, tf_transform_output, tft_layer, settings,
+                          shuffle=False)
 
-    if settings.mode == FINE_TUNE:
-        model, history, warm_start = _fine_tune(fn_args, settings, train, evaluation)
-        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
-            json.dump(warm_start, handle, indent=1)
-    else:
-        model = build_model(transform, tf_transform_output, settings.model)
-        history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, settings,
-                       [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")])
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
+    with strategy.scope():   # the model's variables are the strategy's (mirrored on each replica)
+        if settings.mode == FINE_TUNE:
+            model, history, warm_start = _fine_tune(fn_args, settings, train, evaluation)
+            with tf.io.gfile.GFile(os.path.join(run_dir, WARM_START_FILE), "w") as handle:
+                json.dump(warm_start, handle, indent=1)
+        else:
+            model = build_model(transform, tf_transform_output, settings.model)
+            history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, settings,
+                           [keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch")])
+    with tf.io.gfile.GFile(os.path.join(run_dir, HISTORY_FILE), "w") as handle:
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
 
     model.tft_layer = tft_layer  # tracked, so the transform graph is saved inside the model
     signatures = export.signatures(model, tf_transform_output, transform, settings.decision_threshold)
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, options=export.save_options(model))
+    model.save(export_dir, save_format="tf", signatures=signatures, options=export.save_options(model))
     raw_spec = tf_transform_output.raw_feature_spec()
     warmup_examples = export.serving_examples(
         _files(fn_args.train_files), settings.warmup_rows, serving_feature_spec(raw_spec, transform))
-    export.write_warmup(fn_args.serving_model_dir, warmup_examples, raw_spec, transform, settings.model_name)
-    _write_canary(fn_args, model, tf_transform_output, transform, "serving_default")
+    export.write_warmup(export_dir, warmup_examples, raw_spec, transform, settings.model_name)
+    _write_canary(fn_args, run_dir, model, tf_transform_output, transform, "serving_default")
