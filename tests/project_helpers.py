@@ -2,6 +2,7 @@
 import copy
 import csv
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -83,3 +84,25 @@ def served_versions(project: pathlib.Path, config_name: str = "pipeline.yaml") -
     """Version folders as TF Serving's poller sees them (names that are numbers), in the project's serving_dir."""
     model_dir = load_config(project / config_name).serving_dir
     return sorted((p.name for p in model_dir.iterdir() if p.name.isdigit()), key=int) if model_dir.exists() else []
+
+
+def apt_install(package: str, program: str) -> str:
+    """The path of `program`, installing Debian's `package` first where it is missing (CI may be a new machine)."""
+    found = shutil.which(program)
+    if found:
+        return found
+    assert os.geteuid() == 0, f"{package} is not installed and installing it needs root (apt-get)"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    if subprocess.run(command, env=env, capture_output=True).returncode != 0:   # a new machine: no package lists
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+        subprocess.run(command, env=env, check=True, capture_output=True)
+    return shutil.which(program)
+
+
+def default_config() -> dict:
+    """The repository's pipeline.yaml on the repository's data, by absolute paths (usable from any folder)."""
+    config = yaml.safe_load((REPO / "pipeline.yaml").read_text())
+    config["data"]["base"] = str(REPO / "data" / "taxi")
+    config["data"]["schema_path"] = str(REPO / "data" / "taxi" / "schema" / "schema.pbtxt")
+    return config

@@ -6,21 +6,13 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, load_config
-from project_helpers import REPO, merge
+from project_helpers import REPO, default_config, merge
 
 
 def write(tmp_path, text: str):
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
     return path
-
-
-def default_config() -> dict:
-    config = yaml.safe_load((REPO / "pipeline.yaml").read_text())
-    # Absolute paths, so the config works from tmp_path.
-    config["data"]["base"] = str(REPO / "data" / "taxi")
-    config["data"]["schema_path"] = str(REPO / "data" / "taxi" / "schema" / "schema.pbtxt")
-    return config
 
 
 def load_with(tmp_path, overrides: dict):

@@ -3,7 +3,6 @@ loopback by this module with a throwaway data folder. A full run records its lin
 `watch` and `rollback` read it back; a run that finds another one on the store stops with exit code 6."""
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from components.contracts import EXIT_CODES
 from pipeline import metadata_store, watch
 from pipeline.config import load_config
-from project_helpers import FIRST_SPAN_ROWS, REPO, run_cli, served_versions, write_config, write_span
+from project_helpers import FIRST_SPAN_ROWS, REPO, apt_install, run_cli, served_versions, write_config, write_span
 
 PASSWORD_ENV = "MLMD_TEST_PASSWORD"
 
@@ -25,21 +24,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def install_mariadb() -> None:
-    if shutil.which("mariadbd"):
-        return
-    assert os.geteuid() == 0, "mariadb-server is not installed and installing it needs root (apt-get)"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "mariadb-server"]
-    if subprocess.run(command, env=env, capture_output=True).returncode != 0:   # a new machine: no package lists
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        subprocess.run(command, env=env, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory):
     """A MariaDB server on a free loopback port, a database and a user for ML Metadata: the mysql: section."""
-    install_mariadb()
+    apt_install("mariadb-server", "mariadbd")
     folder = tmp_path_factory.mktemp("mariadb")
     as_root = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={folder / 'data'}", *as_root,

@@ -104,12 +104,27 @@ def test_airflow_runs_every_node_and_pushes_then_skips_an_unchanged_span(airflow
     assert len(served_versions(project)) == 1
 
 
+VERTEX_LOCATIONS = {"image": "example.com/taxi:1", "pipeline_root": "gs://bucket/root", "data_base": "gs://bucket/data",
+                    "serving_base": "gs://bucket/serving", "schema_path": "gs://bucket/schema.pbtxt"}
+TRAINING_JOB = {"worker_pools": [
+    {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
+    {"machine_type": "n1-standard-8", "replicas": 2}]}
+
+
 @pytest.mark.parametrize("deploy, message", [
     ({"schedule": "every day"}, "deploy.schedule: got 'every day'; not a cron expression"),
     ({"retries": -1}, "deploy.retries: got -1"),
     ({"target": "kubeflow"}, "deploy.target: unknown key"),
     ({"beam_args": ["--runner=DataflowRunner", "--db_password=hunter2"]},
      "deploy: beam_args[1]: --db_password is given a value in the file; secrets come from the workers' environment"),
+    ({"training_job": TRAINING_JOB}, "deploy: training_job: set deploy.image"),
+    ({**VERTEX_LOCATIONS, "training_job": TRAINING_JOB}, "training_job: set deploy.vertex.project"),
+    ({**VERTEX_LOCATIONS, "pipeline_root": None, "vertex": {"project": "p"}, "training_job": TRAINING_JOB},
+     "training_job: deploy.pipeline_root must be a URI the replicas can read and write"),
+    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"replicas": 2}]}},
+     "the first pool is the chief: replicas must be 1"),
+    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"accelerator_count": 2}]}},
+     "accelerator_type and accelerator_count go together"),
 ])
 def test_deploy_errors_stop_with_exit_2_and_name_the_key(tmp_path, deploy, message):
     (tmp_path / "data").mkdir()
@@ -143,13 +158,6 @@ def test_kubeflow_v2_compile_says_which_resolvers_it_cannot_run(tmp_path):
     assert "KubeflowV2DagRunner cannot compile this pipeline: Invalid custom artifact type name" in completed.stderr
     assert "runs only the LatestArtifact and LatestBlessedModel resolver strategies" in completed.stderr
     assert not (tmp_path / "job.json").exists()
-
-
-VERTEX_LOCATIONS = {"image": "example.com/taxi:1", "pipeline_root": "gs://bucket/root", "data_base": "gs://bucket/data",
-                    "serving_base": "gs://bucket/serving", "schema_path": "gs://bucket/schema.pbtxt"}
-TRAINING_JOB = {"worker_pools": [
-    {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
-    {"machine_type": "n1-standard-8", "replicas": 2}]}
 
 
 def test_training_job_runs_both_trainers_on_vertex_worker_pools(tmp_path):
@@ -187,21 +195,3 @@ def test_training_job_runs_both_trainers_on_vertex_worker_pools(tmp_path):
     local = assembly.create_pipeline(pipeline_config.load_config(config), 1, None)
     assert {type(node).__module__ for node in local.components if node.id in ("Trainer", "FineTuneTrainer")} == {
         "tfx.components.trainer.component"}
-
-
-@pytest.mark.parametrize("deploy, message", [
-    ({"training_job": TRAINING_JOB}, "deploy: training_job: set deploy.image"),
-    ({**VERTEX_LOCATIONS, "training_job": TRAINING_JOB}, "training_job: set deploy.vertex.project"),
-    ({**VERTEX_LOCATIONS, "pipeline_root": None, "vertex": {"project": "p"}, "training_job": TRAINING_JOB},
-     "training_job: deploy.pipeline_root must be a URI the replicas can read and write"),
-    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"replicas": 2}]}},
-     "the first pool is the chief: replicas must be 1"),
-    ({**VERTEX_LOCATIONS, "vertex": {"project": "p"}, "training_job": {"worker_pools": [{"accelerator_count": 2}]}},
-     "accelerator_type and accelerator_count go together"),
-])
-def test_training_job_errors_name_the_key(tmp_path, deploy, message):
-    (tmp_path / "data").mkdir()
-    config = write_config(tmp_path, {"deploy": deploy})
-    completed = cli("compile", "--config", str(config), "--target", "airflow", "--output", str(tmp_path / "dag.py"))
-    assert completed.returncode == 2, completed.stdout + completed.stderr
-    assert message in completed.stderr

@@ -3,9 +3,7 @@ renders headless without a console error or a request off the machine; `status` 
 (a full retrain, then a skip) and the served model's lineage, without TensorFlow."""
 import base64
 import json
-import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,27 +15,14 @@ import websocket
 
 from pipeline import report
 from pipeline.config import load_config
-from project_helpers import REPO, run_cli, write_config
+from project_helpers import REPO, apt_install, run_cli, write_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def install_chromium() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    assert os.geteuid() == 0, "chromium is not installed and installing it needs root (apt-get)"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    if subprocess.run(command, env=env, capture_output=True).returncode != 0:   # a new machine: no package lists
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        subprocess.run(command, env=env, check=True, capture_output=True)
-    return shutil.which("chromium")
-
-
 @pytest.fixture(scope="module")
 def chromium():
-    return install_chromium()
+    return apt_install("chromium", "chromium")
 
 
 REPORTING = {"logging": {"report": True}}

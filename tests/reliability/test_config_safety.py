@@ -6,14 +6,7 @@ import sys
 import pytest
 import yaml
 
-from project_helpers import REPO, merge
-
-
-def default_config() -> dict:
-    config = yaml.safe_load((REPO / "pipeline.yaml").read_text())
-    config["data"]["base"] = str(REPO / "data" / "taxi")
-    config["data"]["schema_path"] = str(REPO / "data" / "taxi" / "schema" / "schema.pbtxt")
-    return config
+from project_helpers import default_config, merge
 
 
 def run(tmp_path, text: str):
