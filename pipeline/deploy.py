@@ -20,13 +20,15 @@ from pipeline import metadata_store
 from pipeline.config import URI, ConfigError, PipelineConfig
 
 SUMMARY_TASK = "summary"
+REPORT_TASK = "report"
 CUSTOM_ARTIFACT_TYPES = (DATA_GATE_RESULT, DRIFT_REPORT, RETRAIN_DECISION, VERDICT)
 TEMPLATES = jinja2.Environment(keep_trailing_newline=True)
 TEMPLATES.filters["py"] = repr   # values written as Python literals
 DAG_TEMPLATE = TEMPLATES.from_string('''\
 """Airflow DAG of TFX pipeline {{ name | py }}, written by `python -m pipeline compile --target airflow`
 from {{ config_file }}. One task per pipeline node, in TFX's order, each run by TFX's launcher from the
-compiled pipeline {{ ir_file }}; then the run's summary, which fails when a gate blocked the run.
+compiled pipeline {{ ir_file }}; then the run's summary, which fails when a gate blocked the run{% if report_command %},
+and its HTML report{% endif %}.
 Compile again after editing pipeline.yaml. Imports Airflow alone: parsing it loads no TensorFlow."""
 import datetime
 
@@ -40,6 +42,7 @@ NODES = {   # node id -> its upstream node ids
 }
 NODE_COMMAND = {{ node_command | py }}
 SUMMARY_COMMAND = {{ summary_command | py }}
+REPORT_COMMAND = {{ report_command | py }}
 
 with DAG(
     dag_id={{ dag_id | py }},
@@ -55,8 +58,10 @@ with DAG(
         tasks[node] = BashOperator(task_id=node, bash_command=NODE_COMMAND.format(node=node))
         for name in upstream:
             tasks[name] >> tasks[node]
-    summary = BashOperator(task_id={{ summary_task | py }}, bash_command=SUMMARY_COMMAND)
-    [task for node, task in tasks.items() if not any(node in upstream for upstream in NODES.values())] >> summary
+    last = [task for node, task in tasks.items() if not any(node in upstream for upstream in NODES.values())]
+    last >> BashOperator(task_id={{ summary_task | py }}, bash_command=SUMMARY_COMMAND)
+    if REPORT_COMMAND:   # logging.report; whatever the nodes' outcome
+        last >> BashOperator(task_id={{ report_task | py }}, bash_command=REPORT_COMMAND, trigger_rule="all_done")
 ''')
 
 
@@ -89,6 +94,8 @@ def compile_airflow(config: PipelineConfig, config_file: pathlib.Path, output: p
         node_command=f"{python} -m pipeline node --config {config_arg} --ir {shlex.quote(str(ir_file))} "
                      "--node {node} --run-id '{{{{ run_id }}}}'",
         summary_command=f"{python} -m pipeline summary --config {config_arg} --run-id '{{{{ run_id }}}}'",
+        report_command=config.logging.report and f"{python} -m pipeline report --config {config_arg} --run-id '{{{{ run_id }}}}'",
+        report_task=REPORT_TASK,
         dag_id=deploy.airflow.dag_id or config.pipeline.name, schedule=deploy.schedule, start=deploy.airflow.start_date,
         catchup=deploy.catchup, retries=deploy.retries, retry_delay=deploy.retry_delay_seconds,
         summary_task=SUMMARY_TASK))

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from pipeline.deploy import SUMMARY_TASK
+from pipeline.config import load_config
+from pipeline.deploy import REPORT_TASK, SUMMARY_TASK
 from project_helpers import FIRST_SPAN_ROWS, REPO, served_versions, write_config, write_span
 
 DAG_ID = "taxi_airflow_test"
@@ -26,7 +27,7 @@ def airflow(tmp_path_factory, taxi_rows):
     header, rows = taxi_rows
     project = tmp_path_factory.mktemp("airflow_project")
     write_span(project, 1, header, rows[:FIRST_SPAN_ROWS])
-    config = write_config(project, {"deploy": DEPLOY})
+    config = write_config(project, {"deploy": DEPLOY, "logging": {"report": True}})
     dags = project / "dags"
     completed = cli("compile", "--config", str(config), "--target", "airflow", "--output", str(dags / "taxi.py"))
     assert completed.returncode == 0, completed.stderr
@@ -81,7 +82,7 @@ def test_the_dag_has_a_task_per_node_in_tfx_order_and_the_deploy_settings(airflo
     tasks = facts["tasks"]
     assert tasks["StatisticsGen"] == ["CsvExampleGen"] and tasks["DataGate"] == ["ExampleValidator"]
     assert {"RetrainPolicy", "Transform"} <= set(tasks["Trainer"]) and "Evaluator" in tasks["ServingValidator"]
-    assert set(tasks[SUMMARY_TASK]) == {"CandidateVerdict"}   # after the last node
+    assert set(tasks[SUMMARY_TASK]) == set(tasks[REPORT_TASK]) == {"CandidateVerdict"}   # after the last node
 
 
 def test_airflow_runs_every_node_and_pushes_then_skips_an_unchanged_span(airflow):
@@ -90,6 +91,7 @@ def test_airflow_runs_every_node_and_pushes_then_skips_an_unchanged_span(airflow
     states = task_states(airflow_command, first)
     assert set(states.values()) == {"success"}, states
     assert len(served_versions(project)) == 1
+    assert (load_config(config).pipeline_root / "reports" / f"{first}.html").is_file()
 
     summary = cli("summary", "--config", str(config), "--run-id", first)
     assert summary.returncode == 0, summary.stdout + summary.stderr
