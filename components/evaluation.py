@@ -72,6 +72,14 @@ def slice_key_name(slice_key) -> str:
     return slice_name(columns, [value.decode() if isinstance(value, bytes) else value for value in values]) or OVERALL
 
 
+def slicing_spec_name(spec) -> str:
+    """The name of a TFMA SlicingSpec (what a gate asked for, as ValidationResult.missing_slices names it):
+    `sex=Female`, or `sex=*` for every value of a column."""
+    parts = [f"{key}={value}" for key, value in sorted(spec.feature_values.items())]
+    parts += [f"{key}=*" for key in spec.feature_keys if key not in spec.feature_values]
+    return ", ".join(parts) or spec.slice_keys_sql or OVERALL
+
+
 def slice_id(keys, values) -> tuple:
     """A slice as a dict key, the same for count_slices' values (text as str) and for TFMA's SliceKey (bytes)."""
     return tuple(sorted((key, value.encode() if isinstance(value, str) else value) for key, value in zip(keys, values)))

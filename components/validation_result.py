@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from components.evaluation import display_name, slice_key_name
+from components.evaluation import display_name, slice_key_name, slicing_spec_name
 
 CHANGE = " (change vs baseline)"
 GAP = " (difference between the slices)"
@@ -45,7 +45,7 @@ def gate_failures(evaluation_uri: str) -> list[dict]:
         failures.append({"slice": "", "metric": "(a gated metric)", "value": None,
                          "threshold": "no value was computed for a metric that has a threshold"})
     for missing in result.missing_slices:
-        failures.append({"slice": slice_key_name(missing), "metric": "(every gated metric)", "value": None,
+        failures.append({"slice": slicing_spec_name(missing), "metric": "(every gated metric)", "value": None,
                          "threshold": "the slice has no examples in the eval split"})
     return failures
 

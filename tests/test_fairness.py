@@ -156,3 +156,20 @@ def test_a_model_that_fails_one_group_is_blocked_and_the_summary_names_the_group
                                                      failure.metric_threshold.value_threshold.upper_bound.value))
     assert gaps[("sex",)] and all(abs(value) > bound for _, value, bound in gaps[("sex",)]), gaps
     assert {name for name, _, _ in gaps[("sex",)]} <= {"false_positive_rate@0.5", "false_negative_rate@0.5"}
+
+
+def test_a_gated_slice_with_no_eval_examples_is_named_as_the_gate_asked_for_it(tmp_path):
+    """TFMA lists such a slice as the SlicingSpec of the gate (ValidationResult.missing_slices), not a SliceKey."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    from components.validation_result import gate_failures
+
+    result = validation_result_pb2.ValidationResult(validation_ok=False)
+    result.missing_slices.add(feature_values={"sex": "Female", "race": "Other"})
+    result.missing_slices.add(feature_keys=["native_country"])
+    with tf.io.TFRecordWriter(str(tmp_path / "validations.tfrecord")) as writer:
+        writer.write(result.SerializeToString())
+    assert [(f["slice"], f["threshold"]) for f in gate_failures(str(tmp_path))] == [
+        ("race=Other, sex=Female", "the slice has no examples in the eval split"),
+        ("native_country=*", "the slice has no examples in the eval split")]
