@@ -158,13 +158,18 @@ def compile_pipeline(config_path, target, output):
 @click.option("--run-id", required=True, help="The orchestrator's run id: every node of one run shares it.")
 def node(config_path, ir_file, node_id, run_id):
     config = load_config_or_exit(config_path)
-    from pipeline import deploy
+    from pipeline import deploy, spans
 
     try:
         deploy.run_node(config, pathlib.Path(ir_file), node_id, run_id)
     except deploy.DeployError as error:
         click.echo(f"node: {error}", err=True)
         sys.exit(EXIT_CODES["failed"])
+    except spans.RefusedSpan as refused:   # before ExampleGen: nothing ingested
+        click.echo(f"node: {refused}; nothing was ingested", err=True)
+        for problem in refused.problems:
+            click.echo(f"  - {problem['feature']}: {problem['problem']}: {problem['details']}", err=True)
+        sys.exit(EXIT_CODES["data_blocked"])
 
 
 @main.command(help="Print the summary of a run from ML Metadata; the exit code says whether a gate blocked it.")

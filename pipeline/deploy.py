@@ -15,8 +15,8 @@ import sys
 
 import jinja2
 
-from components.contracts import DATA_GATE_RESULT, DRIFT_REPORT, RETRAIN_DECISION, VERDICT
-from pipeline import metadata_store
+from components.contracts import DATA_GATE_RESULT, DRIFT_REPORT, EXAMPLE_GEN, RETRAIN_DECISION, VERDICT
+from pipeline import metadata_store, spans
 from pipeline.config import URI, ConfigError, PipelineConfig
 
 SUMMARY_TASK = "summary"
@@ -102,6 +102,19 @@ def compile_airflow(config: PipelineConfig, config_file: pathlib.Path, output: p
     return list(nodes)
 
 
+def check_newest_span(config: PipelineConfig) -> None:
+    """What `run` checks before ExampleGen (spans.refused_files), on the span an orchestrated ExampleGen takes:
+    the newest matching data.span_pattern. Spans at a URI are the workers' to read, and left to ExampleGen."""
+    if URI.match(config.data.base):
+        return
+    folders = spans.span_folders(config)
+    if folders:
+        newest = max(folders)
+        problems = spans.refused_files(config, newest)
+        if problems:
+            raise spans.RefusedSpan(newest, problems)
+
+
 def run_node(config: PipelineConfig, ir_file: pathlib.Path, node_id: str, run_id: str) -> None:
     """One node of a compiled pipeline, as LocalDagRunner runs each: TFX's launcher resolves its inputs from
     the config's ML Metadata store (a Cond that does not hold skips the node), runs the executor and records
@@ -112,6 +125,8 @@ def run_node(config: PipelineConfig, ir_file: pathlib.Path, node_id: str, run_id
     from tfx.orchestration.portable import launcher, runtime_parameter_utils
     from tfx.proto.orchestration import pipeline_pb2
 
+    if node_id == EXAMPLE_GEN:
+        check_newest_span(config.for_orchestrator())
     # The custom artifact classes, so a node's inputs resolve to them (as when the pipeline is built in-process).
     importlib.import_module("components.artifacts")
     ir = pipeline_pb2.Pipeline.FromString(ir_file.read_bytes())

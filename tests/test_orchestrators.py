@@ -197,3 +197,20 @@ def test_training_job_runs_both_trainers_on_vertex_worker_pools(tmp_path):
     local = assembly.create_pipeline(pipeline_config.load_config(config), 1, None)
     assert {type(node).__module__ for node in local.components if node.id in ("Trainer", "FineTuneTrainer")} == {
         "tfx.components.trainer.component"}
+
+
+def test_an_orchestrated_examplegen_refuses_rows_it_cannot_parse_by_file_and_line(tmp_path, taxi_rows):
+    """Under Airflow, the ExampleGen task checks the newest span as `run` does, before ExampleGen reads it."""
+    header, rows = taxi_rows
+    csv_file = write_span(tmp_path, 1, header, rows[:50]) / "data.csv"
+    lines = csv_file.read_bytes().split(b"\n")
+    lines[12] += b",1,2"
+    csv_file.write_bytes(b"\n".join(lines))
+    config = write_config(tmp_path, {"deploy": DEPLOY})
+    compiled = cli("compile", "--config", str(config), "--target", "airflow", "--output", str(tmp_path / "dag.py"))
+    assert compiled.returncode == 0, compiled.stderr
+    completed = cli("node", "--config", str(config), "--ir", str(tmp_path / "dag.pipeline.pb"), "--node", "CsvExampleGen",
+                    "--run-id", "manual__2026-12-03")
+    assert completed.returncode == 3, completed.stdout + completed.stderr
+    assert f"- {csv_file}: wrong field count: line 13: 20 fields, the header has 18" in completed.stderr
+    assert "nothing was ingested" in completed.stderr
