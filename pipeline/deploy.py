@@ -109,10 +109,7 @@ def check_newest_span(config: PipelineConfig) -> None:
         return
     folders = spans.span_folders(config)
     if folders:
-        newest = max(folders)
-        problems = spans.refused_files(config, newest)
-        if problems:
-            raise spans.RefusedSpan(newest, problems)
+        spans.check_span(config, max(folders))
 
 
 def run_node(config: PipelineConfig, ir_file: pathlib.Path, node_id: str, run_id: str) -> None:

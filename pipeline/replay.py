@@ -21,7 +21,7 @@ import yaml
 from pipeline import logs
 from pipeline.config import PipelineConfig
 from pipeline.predict import raw_feature_spec, served_version_dir
-from pipeline.spans import complete_spans, span_folders
+from pipeline.spans import complete_spans, file_pattern, span_folders
 
 POLICIES = ("never", "always_full", "drift_aware")
 
@@ -60,7 +60,7 @@ def policy_config(config: PipelineConfig, config_file: pathlib.Path, policy: str
     return path
 
 
-def score(model_dir: pathlib.Path, span_folder: pathlib.Path, file_pattern: str, raw_spec: dict, label_name: str) -> float:
+def score(model_dir: pathlib.Path, span_folder: pathlib.Path, pattern: str, raw_spec: dict, label_name: str) -> float:
     """AUC of a served model on a span's raw rows, sent as serialized tf.Examples."""
     import csv
 
@@ -73,7 +73,7 @@ def score(model_dir: pathlib.Path, span_folder: pathlib.Path, file_pattern: str,
     transform = model.signatures["transform_features"]
     serve = model.signatures["serving_default"]
     rows = []
-    for path in sorted(span_folder.glob(file_pattern)):
+    for path in sorted(span_folder.glob(pattern)):
         with path.open(newline="") as handle:
             rows += list(csv.DictReader(handle))
     serialized = tf.constant([example_from_csv_row(row, raw_spec).SerializeToString() for row in rows])
@@ -91,7 +91,7 @@ def replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Pa
              if (first_span is None or s >= first_span) and (last_span is None or s <= last_span)]
     if len(spans) < 2:
         raise ValueError(f"replay needs at least two complete spans, found {spans}")
-    file_pattern = config.data.span_pattern.rsplit("/", 1)[-1]
+    pattern = file_pattern(config)
     raw_spec = raw_feature_spec(config)
     rows = []
     for policy in policies:
@@ -110,7 +110,7 @@ def replay(config: PipelineConfig, config_file: pathlib.Path, output: pathlib.Pa
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
             served = served_version_dir(workdir / "outputs" / "serving" / config.serving.model_name)
             next_span = spans[index + 1] if index + 1 < len(spans) else None
-            auc = (score(served, folders[next_span], file_pattern, raw_spec, config.label.name)
+            auc = (score(served, folders[next_span], pattern, raw_spec, config.label.name)
                    if served and next_span else None)
             row = {
                 "policy": policy, "span": span, "exit_code": completed.returncode,

@@ -67,12 +67,6 @@ def _run_with_id(tfx_pipeline, run_id: str) -> None:
     tfx.orchestration.LocalDagRunner().run_with_ir(ir)
 
 
-def _check_readable(config: PipelineConfig, span: int) -> None:
-    problems = spans.refused_files(config, span)
-    if problems:
-        raise spans.RefusedSpan(span, problems)
-
-
 def _warn_of_copied_rows(config: PipelineConfig, span: int, echo) -> None:
     """A warning, not a gate: a span may repeat some trips by chance, but a model compared on rows the served
     model learned from is compared unfairly."""
@@ -98,10 +92,10 @@ def run_pipeline(config: PipelineConfig, run_id: str, echo) -> list[ComponentTim
     try:
         for span in metadata_store.spans_to_backfill(config):
             echo(f"  backfilling span {span} of the training window")
-            _check_readable(config, span)
+            spans.check_span(config, span)
             _run_with_id(assembly.ingest_pipeline(config, span), f"{run_id}-backfill-{span}")
         newest = spans.newest_complete_span(config)
-        _check_readable(config, newest)
+        spans.check_span(config, newest)
         _warn_of_copied_rows(config, newest, echo)
         _run_with_id(assembly.create_pipeline(config, newest, metadata_store.connection_config(config)), run_id)
     except BaseException:

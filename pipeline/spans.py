@@ -44,10 +44,15 @@ def span_folders(config: PipelineConfig) -> dict[int, pathlib.Path]:
     return dict(sorted(folders.items()))
 
 
-def _data_rows(folder: pathlib.Path, file_pattern: str) -> int:
+def file_pattern(config: PipelineConfig) -> str:
+    """The span pattern's last part: the data files inside a span's folder."""
+    return config.data.span_pattern.rsplit("/", 1)[-1]
+
+
+def _data_rows(folder: pathlib.Path, pattern: str) -> int:
     """Non-empty lines after each file's header: ExampleGen reads one row per line."""
     rows = 0
-    for path in folder.glob(file_pattern):
+    for path in folder.glob(pattern):
         with path.open("rb") as handle:
             rows += max(sum(1 for line in handle if line.strip()) - 1, 0)
     return rows
@@ -63,8 +68,7 @@ def is_complete(config: PipelineConfig, folder: pathlib.Path) -> bool:
     declared = marker.read_text().strip()
     if not declared.isdigit():
         return True
-    file_pattern = config.data.span_pattern.rsplit("/", 1)[-1]
-    return _data_rows(folder, file_pattern) == int(declared)
+    return _data_rows(folder, file_pattern(config)) == int(declared)
 
 
 def complete_spans(config: PipelineConfig) -> list[int]:
@@ -132,10 +136,10 @@ def refused_files(config: PipelineConfig, span: int) -> list[dict]:
     stops at the first with Beam's error and no file name), no rows, or the same files as an earlier span.
     Empty when none."""
     folder = span_folders(config)[span]
-    file_pattern = config.data.span_pattern.rsplit("/", 1)[-1]
-    files = sorted(folder.glob(file_pattern))
+    pattern = file_pattern(config)
+    files = sorted(folder.glob(pattern))
     if not files:
-        return [{"split": "span", "feature": str(folder), "problem": "no files", "details": f"nothing matches {file_pattern!r}"}]
+        return [{"split": "span", "feature": str(folder), "problem": "no files", "details": f"nothing matches {pattern!r}"}]
     header, rows, problems = None, 0, []
     for path in files:
         file_header, file_rows, problems_in_file = _csv_problems(path, header)
@@ -145,10 +149,17 @@ def refused_files(config: PipelineConfig, span: int) -> list[dict]:
         problems.append({"split": "span", "feature": str(folder), "problem": "no rows",
                          "details": f"{len(files)} file(s), headers only"})
     for earlier, earlier_folder in span_folders(config).items():
-        if earlier < span and _same_bytes(files, sorted(earlier_folder.glob(file_pattern))):
+        if earlier < span and _same_bytes(files, sorted(earlier_folder.glob(pattern))):
             problems.append({"split": "span", "feature": str(folder), "problem": "duplicated span",
                              "details": f"its files hold the same bytes as span {earlier}'s ({earlier_folder})"})
     return problems
+
+
+def check_span(config: PipelineConfig, span: int) -> None:
+    """Raises RefusedSpan when refused_files finds a reason: called before ExampleGen reads the span."""
+    problems = refused_files(config, span)
+    if problems:
+        raise RefusedSpan(span, problems)
 
 
 def _same_bytes(files: list[pathlib.Path], others: list[pathlib.Path]) -> bool:
@@ -163,8 +174,8 @@ def _same_bytes(files: list[pathlib.Path], others: list[pathlib.Path]) -> bool:
     return all(digest(a) == digest(b) for a, b in zip(files, others))
 
 
-def _data_lines(span_folder: pathlib.Path, file_pattern: str):
-    for path in sorted(span_folder.glob(file_pattern)):
+def _data_lines(span_folder: pathlib.Path, pattern: str):
+    for path in sorted(span_folder.glob(pattern)):
         with path.open("rb") as handle:
             next(handle, None)   # the header
             yield from (line.rstrip(b"\r\n") for line in handle if line.strip())
@@ -173,10 +184,10 @@ def _data_lines(span_folder: pathlib.Path, file_pattern: str):
 def copied_rows(config: PipelineConfig, span: int, training_spans: list[int]) -> int:
     """How many of the span's rows are byte for byte rows of the training spans (leakage: a model evaluated on
     rows it learned from looks better than it is). Holds one hash per row of the span, streams the others."""
-    folders, file_pattern = span_folders(config), config.data.span_pattern.rsplit("/", 1)[-1]
-    rows = {hash(line) for line in _data_lines(folders[span], file_pattern)}
+    folders, pattern = span_folders(config), file_pattern(config)
+    rows = {hash(line) for line in _data_lines(folders[span], pattern)}
     copied = set()
     for training_span in training_spans:
         if training_span != span and training_span in folders:
-            copied.update(key for key in map(hash, _data_lines(folders[training_span], file_pattern)) if key in rows)
+            copied.update(key for key in map(hash, _data_lines(folders[training_span], pattern)) if key in rows)
     return len(copied)
