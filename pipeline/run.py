@@ -35,9 +35,10 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
             error = f"{type(failure).__name__}: {failure}"
             traceback.print_exc()
         result = summary.collect(config, run_id, timings, str(log_file), error, refused_files)
-    result["exit_code"] = EXIT_CODES[result["status"]]
-    echo(summary.render(result))
-    result["report"] = write_report(config, result, echo) if config.logging.report else None
+        result["exit_code"] = EXIT_CODES[result["status"]]
+        echo(summary.render(result))
+        # In the log's scope too: the report's own reads of ML Metadata log to the run's file, not the terminal.
+        result["report"] = write_report(config, result, echo) if config.logging.report else None
     return result
 
 
