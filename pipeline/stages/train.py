@@ -21,8 +21,7 @@ def trainer(config: PipelineConfig, mode: str, **inputs):
     Vertex Trainer, which runs the same run_fn in deploy.image on Vertex AI's worker pools and waits for it. Its
     keys ride in custom_config beside the settings (run_fn ignores them)."""
     custom_config = config.trainer_settings(mode).model_dump(mode="json")
-    job = config.training_job
-    if job is None:
+    if config.training_job is None:
         return tfx.components.Trainer(run_fn=TRAINER_FN, custom_config=custom_config, **inputs)
     vertex = tfx.extensions.google_cloud_ai_platform
     custom_config.update({
