@@ -80,6 +80,9 @@ ROLLED_BACK_KEY = "rolled_back"   # on a Model: taken out of service; never a ba
 ROLLED_BACK_FROM_KEY = "rolled_back_from"   # on a rollback's PushedModel: the version it replaced
 ROLLBACK = "Rollback"             # execution type of a rollback
 
+# The pipeline's context: the last settled run and the fingerprint of its inputs (pipeline/unchanged.py).
+UNCHANGED_SINCE_KEY = "unchanged_since"
+
 # CandidateVerdict: what became of a run's candidate.
 REJECTIONS_KEY = "rejections"     # JSON list of {"gate": MODEL_GATE | SERVING_GATE, "reasons": [...]}
 RUN_KEY = "run_id"

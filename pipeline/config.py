@@ -34,6 +34,7 @@ class PipelineSection(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
     root: str = "outputs"
     enable_cache: bool = True
+    skip_unchanged: bool = True
 
 
 class SpanPolicy(Section):

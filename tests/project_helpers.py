@@ -18,6 +18,7 @@ FIRST_SPAN_ROWS = 500   # span 1 of the shared first-run project (conftest); lat
 
 # Small and quick on taxi: in-process Beam, few steps; the gates are the real ones, at test thresholds.
 TEST_SETTINGS = {
+    "pipeline": {"skip_unchanged": False},   # reruns go through TFX's decide stage; tests/test_unchanged.py turns it on
     "data": {"spans": {"policy": "latest", "k": 1}},
     "training": {"train_steps": 300, "eval_steps": 20, "batch_size": 32},
     "model": {"hidden_units": [16]},
