@@ -16,6 +16,7 @@ RSS (sum over the tree, sampled every 0.1 s) are measured from outside. The targ
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import pathlib
 import re
@@ -39,6 +40,9 @@ SPANS_AT_SCALE = 10
 JITTERED = {"fare": 0.05, "trip_miles": 0.05, "tips": 0.05, "trip_seconds": 0.05}   # relative noise
 MOVED = {"pickup_latitude": 0.002, "pickup_longitude": 0.002, "dropoff_latitude": 0.002, "dropoff_longitude": 0.002}
 INTEGERS = {"trip_seconds"}
+# The template's local_runner.py with a time on each log line, to read its components' times back.
+TEMPLATE_RUNNER = ("import logging, runpy; logging.basicConfig(format='%(asctime)s %(levelname)s:%(name)s:%(message)s'); "
+                   "runpy.run_path('local_runner.py', run_name='__main__')")
 
 
 def measure(label: str, command: list[str], cwd: pathlib.Path, log: pathlib.Path, allowed_exits=(0,)) -> dict:
@@ -133,8 +137,23 @@ def run_pipeline(key: str, label: str, config: pathlib.Path, work: pathlib.Path)
     return result
 
 
-def components_line(result: dict) -> str:
-    ran = [part for part in result["summary"]["components"] if part["outcome"] == "done" and part["seconds"] >= 0.5]
+def template_components(log: pathlib.Path) -> list[dict]:
+    """Seconds of each of the template's components, from TFX's 'Component X is running/finished.' lines."""
+    started, components = {}, []
+    for line in log.read_text().splitlines():
+        found = re.match(r"(\S+ \S+) INFO:absl:Component (\S+) is (running|finished)\.$", line)
+        if found:
+            moment = datetime.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            if found.group(3) == "running":
+                started[found.group(2)] = moment
+            else:
+                seconds = (moment - started[found.group(2)]).total_seconds()
+                components.append({"name": found.group(2), "seconds": seconds, "outcome": "done"})
+    return components
+
+
+def components_line(components: list[dict]) -> str:
+    ran = [part for part in components if part["outcome"] == "done" and part["seconds"] >= 0.5]
     return ", ".join(f"{part['name']} {part['seconds']:.1f}" for part in ran)
 
 
@@ -167,8 +186,9 @@ def main() -> int:
 def compare(rows: pd.DataFrame, work: pathlib.Path) -> dict:
 
     template = copy_template(work)
-    template_run = measure("(a) TFX taxi template, every step", [str(BIN / "python"), "local_runner.py"],
+    template_run = measure("(a) TFX taxi template, every step", [str(BIN / "python"), "-c", TEMPLATE_RUNNER],
                            template, work / "template.log")
+    template_run["components"] = template_components(work / "template.log")
     config = workload_config(work, "pipeline")
     write_spans(rows, work / "pipeline" / "data", 1, 1)
     full = run_pipeline("pipeline", "(b) this pipeline, same work", config, work)
@@ -180,8 +200,10 @@ def compare(rows: pd.DataFrame, work: pathlib.Path) -> dict:
     rerun_tfx = run_pipeline("rerun-through-tfx", "rerun through TFX (skip_unchanged: false)", through_tfx, work)
     write_spans(resampled(rows, len(rows), seed=1), work / "pipeline" / "data", 2, 1)
     cycle = run_pipeline("retrain", "retrain: (b) on one new span", config, work)
-    print(f"  (b) components over 0.5 s: {components_line(full)}")
-    print(f"  retraining cycle: {cycle['summary']['retraining']['mode']}; components over 0.5 s: {components_line(cycle)}")
+    print(f"  (a) components over 0.5 s: {components_line(template_run['components'])}")
+    print(f"  (b) components over 0.5 s: {components_line(full['summary']['components'])}")
+    print(f"  retraining cycle: {cycle['summary']['retraining']['mode']}; components over 0.5 s: "
+          f"{components_line(cycle['summary']['components'])}")
     return {"template": template_run, "pipeline": full, "floor": floor, "rerun": rerun, "rerun_through_tfx": rerun_tfx,
             "retrain": cycle}
 
@@ -195,7 +217,7 @@ def scale_curve(rows: pd.DataFrame, work: pathlib.Path, sizes: list[int]) -> lis
         result = run_pipeline(name, f"scale: {size:,} rows in {SPANS_AT_SCALE} spans", config_at_size, work)
         result["rows"] = size
         scale.append(result)
-        print(f"    {size / result['wall_s']:,.0f} rows/s; components over 0.5 s: {components_line(result)}")
+        print(f"    {size / result['wall_s']:,.0f} rows/s; components over 0.5 s: {components_line(result['summary']['components'])}")
     return scale
 
 
