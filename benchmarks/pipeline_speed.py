@@ -167,6 +167,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="15000,150000,1500000", help="row counts of the scale curve ('' for none)")
     parser.add_argument("--work", default=str(REPO / "outputs" / "benchmarks" / "speed"))
+    parser.add_argument("--scale-beam-mode", default="in_memory", choices=["in_memory", "multi_processing"],
+                        help="beam.direct_running_mode of the scale curve's runs (multi_processing: a worker per core)")
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="the side-by-side runs on 15,002 rows (--no-compare: the scale curve alone)")
     args = parser.parse_args()
@@ -176,7 +178,7 @@ def main() -> int:
     rows = pd.read_csv(TAXI_ROWS, dtype=str, keep_default_na=False)   # cells as written: an integer stays one
     print(f"Same {len(rows):,} taxi rows ({TAXI_ROWS.name} of the installed tfx); work folder {work}")
     compared = compare(rows, work) if args.compare else {}
-    scale = scale_curve(rows, work, [int(size) for size in args.scale.split(",") if size])
+    scale = scale_curve(rows, work, [int(size) for size in args.scale.split(",") if size], args.scale_beam_mode)
     passed = targets(compared, scale)
     (work / "results.json").write_text(json.dumps({**compared, "scale": scale}, indent=1))
     print(f"results: {work / 'results.json'}")
@@ -208,13 +210,14 @@ def compare(rows: pd.DataFrame, work: pathlib.Path) -> dict:
             "retrain": cycle}
 
 
-def scale_curve(rows: pd.DataFrame, work: pathlib.Path, sizes: list[int]) -> list[dict]:
+def scale_curve(rows: pd.DataFrame, work: pathlib.Path, sizes: list[int], beam_mode: str) -> list[dict]:
     scale = []
     for size in sizes:
         name = f"scale-{size}"
-        config_at_size = workload_config(work, name, data={"spans": {"policy": "last_k", "k": SPANS_AT_SCALE}})
+        config_at_size = workload_config(work, name, data={"spans": {"policy": "last_k", "k": SPANS_AT_SCALE}},
+                                         beam={"direct_running_mode": beam_mode, "direct_num_workers": 0})
         write_spans(resampled(rows, size, seed=size), work / name / "data", 1, SPANS_AT_SCALE)
-        result = run_pipeline(name, f"scale: {size:,} rows in {SPANS_AT_SCALE} spans", config_at_size, work)
+        result = run_pipeline(name, f"scale: {size:,} rows in {SPANS_AT_SCALE} spans, {beam_mode}", config_at_size, work)
         result["rows"] = size
         scale.append(result)
         print(f"    {size / result['wall_s']:,.0f} rows/s; components over 0.5 s: {components_line(result['summary']['components'])}")
