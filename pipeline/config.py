@@ -81,6 +81,7 @@ class Gate(Section):
 class EvaluationSection(Section):
     gates: Annotated[list[Gate], Field(min_length=1)]
     decision_threshold: Fraction = 0.5
+    calibration_plot: bool = False
 
 
 class SliceGate(Section):

@@ -59,6 +59,14 @@ def test_example_config_loads_and_its_gates_become_tfma_thresholds():
     assert eval_config.options.min_slice_size.value == 100
 
 
+def test_the_calibration_plot_is_computed_only_when_asked_for():
+    config = load_config(ADULT / "pipeline.yaml")
+    for asked in (False, True):
+        section = config.evaluation.model_copy(update={"calibration_plot": asked})
+        metrics = evaluation.eval_config(section, config.fairness, config.label.name).metrics_specs[0].metrics
+        assert ("CalibrationPlot" in {metric.class_name for metric in metrics}) is asked
+
+
 @pytest.mark.parametrize("gate, message", [
     ({"metric": "false_positive_rate@0.4", "max_gap": 0.1}, "threshold 0.4 is not in fairness.thresholds"),
     ({"metric": "fpr@0.5", "max_gap": 0.1}, "is not one of auc, example_count or <rate>@<threshold>"),
