@@ -50,6 +50,10 @@ def train(config: PipelineConfig, ingested: Ingested, decided: Decided) -> Train
             custom_config=config.transform_settings().model_dump(mode="json"),
             materialize=False,
             disable_statistics=True,  # StatisticsGen already has the raw data's; the trainer transforms in tf.data
+            # With its cache, tf.Transform analyses each span of the window apart (to cache each one), about 4 s a
+            # span; nothing reads the cache back, since a full retrain comes every n spans or on drift, when the
+            # window's spans are mostly new. Without it the window is analysed once, as one data set.
+            disable_analyzer_cache=True,
         )
         full_trainer = trainer(
             config, FULL_RETRAIN,
