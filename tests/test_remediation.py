@@ -17,8 +17,8 @@ from components.evaluation import slice_gaps
 from components.retrain_policy import decide
 from pipeline import metadata_store
 from pipeline.config import ConfigError, load_config
-from project_helpers import merge, run_cli, write_config
-from test_fairness import ADULT, FAST, adult_project, evaluation_folder, randomize_female_labels
+from project_helpers import REPO, merge, run_cli, write_config
+from test_fairness import ADULT, FAST, adult_project, randomize_female_labels
 
 FPR = "false_positive_rate@0.5"
 REMEDIATION = {"slice": "sex", "sensitive": ["Female"], "nonsensitive": ["Male"], "examples": "negatives",
@@ -106,8 +106,9 @@ def test_on_gap_failure_needs_a_gap_gate_on_its_slicing(tmp_path):
     assert load_config(ADULT / "pipeline.yaml").fairness.remediation is None   # off unless written
 
 
-def sex_gap(config_path, metric: str = FPR) -> float:
-    report = json.loads((evaluation_folder(config_path) / "fairness.json").read_text())
+def sex_gap(summary: dict, metric: str = FPR) -> float:
+    """The gap between the sexes as the run's gap gate measured it (its fairness report)."""
+    report = json.loads(pathlib.Path(summary["model_gate"]["fairness"]["json"]).read_text())
     return slice_gaps(report["slices"], metric)["sex"]
 
 
@@ -121,10 +122,8 @@ def gap_runs(tmp_path_factory):
                               "remediation": {**REMEDIATION, "when": "on_gap_failure"}},
                  "logging": {"report": False}}
     config = write_config(project, merge(FAST, overrides), example=ADULT)
-    plain = run_cli(config)
-    plain_gap = sex_gap(config)
-    remedied = run_cli(config)
-    return config, plain, plain_gap, remedied, sex_gap(config)
+    plain, remedied = run_cli(config), run_cli(config)
+    return config, plain, sex_gap(plain[1]), remedied, sex_gap(remedied[1])
 
 
 def test_a_gap_failure_is_retrained_with_min_diff_and_the_gap_shrinks(gap_runs):
@@ -185,3 +184,22 @@ def test_remediation_never_lowers_a_gate(tmp_path):
     assert any(f["slice"] == "sex=Female" and f["metric"] == "auc" and f["value"] < 0.8 for f in failures), failures
     # a MinDiff full retrain was the span's one attempt at it: the next run skips
     assert summary["verdict"]["next_run_on_this_span"] == SKIP
+
+
+@pytest.mark.parametrize("example", [ADULT, REPO])
+def test_the_commented_remediation_sections_load_once_uncommented(tmp_path, example):
+    lines = (example / "pipeline.yaml").read_text().splitlines()
+    start = lines.index("  #   remediation:")
+    block = range(start, start + 9)
+    assert all(lines[i].startswith("  #     ") for i in block[1:]) and not lines[block[-1] + 1].startswith("  #     ")
+    settings = yaml.safe_load("\n".join(line.replace("  #   ", "  ", 1) if i in block else line
+                                        for i, line in enumerate(lines) if line != "  remediation: null"))
+    remedy = settings["fairness"]["remediation"]
+    settings["fairness"]["gap_gates"] = settings["fairness"]["gap_gates"] or [   # taxi has none: one on the slicing
+        {"metric": FPR, "max_gap": 0.1, "slices": [remedy["slice"]]}]
+    for key in ("base", "schema_path"):
+        settings["data"][key] = str((example / settings["data"][key]).resolve())
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    assert load_config(path).fairness.remediation.model_dump() == {
+        "method": "min_diff", "when": "on_gap_failure", "loss": "mmd", "examples": "negatives", **remedy}
