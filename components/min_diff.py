@@ -1,10 +1,11 @@
 """MinDiff (tensorflow-model-remediation) for the trainer: the two groups of fairness.remediation as datasets, and
 the Keras model wrapped so that training adds a penalty on the difference of their score distributions.
 
-MinDiffModel subclasses tf.keras.Model, so tf.keras must be Keras 2 (tf_keras, the trainer's Keras) before it is
-first read: TF 2.16 resolves tf.keras once, from TF_USE_LEGACY_KERAS. tensorflow_transform sets the same variable
-on import; this module sets it too, so it holds whichever is imported first. Only training changes: the trainer
-exports the original model, with the signatures and transform graph of every other run.
+MinDiffModel subclasses tf.keras.Model, so tf.keras must be Keras 2 (tf_keras, the trainer's Keras): TF 2.16
+resolves tf.keras once, from TF_USE_LEGACY_KERAS, when it is first used. `python -m pipeline` sets it before TFX is
+imported (pipeline/__init__.py), the Dockerfile for the orchestrators' image; this module sets it too for a process
+that has not used tf.keras yet, and stops with a clear error in one that resolved it to Keras 3. Only training
+changes: the trainer exports the original model, with the signatures and transform graph of every other run.
 """
 import os
 
@@ -16,6 +17,9 @@ from tensorflow_model_remediation import min_diff  # noqa: E402
 from components.features import as_dense  # noqa: E402
 from components.settings import Remediation  # noqa: E402
 
+if not tf.keras.Model.__module__.startswith("tf_keras"):
+    raise ImportError(f"MinDiff needs tf.keras to be Keras 2 (tf_keras), but it is {tf.keras.Model.__module__}: set "
+                      "TF_USE_LEGACY_KERAS=1 before TensorFlow is first used (python -m pipeline does)")
 LOSSES = {"mmd": min_diff.losses.MMDLoss, "absolute_correlation": min_diff.losses.AbsoluteCorrelationLoss}
 LABELS = {"negatives": 0.0, "positives": 1.0, "all": None}
 

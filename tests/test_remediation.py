@@ -4,7 +4,10 @@ same gates. The decision rules on their own, then for real on UCI Adult (tests/t
   - a group whose labels are noise: MinDiff cannot make its AUC good, and the candidate is still blocked.
 """
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -203,3 +206,18 @@ def test_the_commented_remediation_sections_load_once_uncommented(tmp_path, exam
     path.write_text(yaml.safe_dump(settings))
     assert load_config(path).fairness.remediation.model_dump() == {
         "method": "min_diff", "when": "on_gap_failure", "loss": "mmd", "examples": "negatives", **remedy}
+
+
+def test_a_pipeline_process_has_keras_2_as_tf_keras():
+    """MinDiffModel subclasses tf.keras.Model. `python -m pipeline` makes tf.keras Keras 2 before importing TFX uses
+    it; a process that resolved it to Keras 3 first is told so. (Tests' own processes get the variable from
+    tf.Transform's import, and their pipeline runs inherit it: so the check runs without it.)"""
+    env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
+
+    def python(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
+
+    ours = python("import pipeline.assembly, tensorflow as tf; print(tf.keras.Model.__module__)")
+    assert ours.returncode == 0 and ours.stdout.split()[-1].startswith("tf_keras."), ours.stdout + ours.stderr[-2000:]
+    late = python("import tfx.v1, components.min_diff")
+    assert late.returncode != 0 and "MinDiff needs tf.keras to be Keras 2" in late.stderr, late.stderr[-2000:]
