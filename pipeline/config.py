@@ -18,8 +18,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from components.contracts import FINE_TUNE, FULL_RETRAIN
 from components.evaluation import GATED_RATES, SLICE_METRICS
 from components.settings import (DriftCheckSettings, Feature, FeatureDrift, FineTuneSettings, Label, ModelSection,
-                                 PositiveInt, Remediation, RetrainPolicySettings, Section, ServingSection, ServingValidatorSettings,
-                                 TrainerSettings, TrainingSection, TransformSettings)
+                                 PositiveInt, Remediation, RetrainPolicySettings, Section, ServingSection,
+                                 ServingValidatorSettings, TrainerSettings, TrainingSection, TransformSettings)
 
 URI = re.compile(r"^[a-z][a-z0-9+.-]*://")   # gs://, s3://, hdfs://: read by TFX's file systems, not resolved
 SPAN_TOKEN = re.compile(r"\{SPAN(?::\d+)?\}")  # ExampleGen's span spec, optionally zero-padded to a width
