@@ -6,6 +6,8 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/taxi-pipeline:TAG .
 # Docker is not on the machines this was written on: README, "Orchestrators", says what ran.
 FROM python:3.11-slim-bookworm
+# tf.keras as Keras 2 before TFX's launcher first uses it (pipeline/__init__.py says why)
+ENV TF_USE_LEGACY_KERAS=1
 
 WORKDIR /pipeline
 COPY requirements.lock pyproject.toml ./

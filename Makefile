@@ -32,8 +32,9 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -r requirements.in
 	.lock-venv/bin/pip install --quiet --no-deps --ignore-requires-python tfx==1.16.0 ml-pipelines-sdk==1.16.0
-	.lock-venv/bin/pip check
-	.lock-venv/bin/pip install --quiet --no-deps fairness-indicators==0.47.0
+	# pip check may report one line only: TFX's tensorflow-hub<0.16 (see the lock's header)
+	! .lock-venv/bin/pip check | grep -v '^tfx 1.16.0 has requirement tensorflow-hub<0.16,>=0.15.0, but you have tensorflow-hub 0.16.1.$$'
+	.lock-venv/bin/pip install --quiet --no-deps fairness-indicators==0.47.0 tensorflow-model-remediation==0.1.7.1
 	{ head -5 requirements.lock; .lock-venv/bin/pip freeze --all --exclude pip --exclude wheel; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 

@@ -6,7 +6,9 @@ The next runs read the rejected verdicts (through the blessed-model resolver) an
 of repeating themselves: a rejected fine-tune makes the next run on that span a full retrain, a
 rejected full retrain makes the runs on that span skip (components/retrain_policy.py). Only under
 the same settings: the verdict carries the digest of the settings the candidate and its gates
-depended on, so a user who changes a gate or the model gets a new attempt.
+depended on, so a user who changes a gate or the model gets a new attempt. A model gate's rejection lists its
+failed gap gates apart (`gaps`), and the verdict says whether the candidate trained with MinDiff: with
+fairness.remediation, a gap failure without MinDiff is tried again with it (components/remediation.py).
 """
 from __future__ import annotations
 
@@ -19,15 +21,18 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 
 from components.artifacts import RetrainDecision, Verdict, single
-from components.contracts import (MODE_KEY, MODEL_GATE, PUSHED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_GATE,
+from components.contracts import (MIN_DIFF_KEY, MODE_KEY, MODEL_GATE, PUSHED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_GATE,
                                   SERVING_REASON_KEY, SETTINGS_DIGEST_KEY, SPAN_KEY)
-from components.validation_result import describe_failure, gate_failures
+from components.validation_result import GAP, describe_failure, gate_failures
 
 
-def rejections(model_blessed: bool, failures: list[str], serving_blessed: bool, serving_reason: str) -> list[dict]:
-    """The gates that said no, in the pipeline's order; the serving gate only counts once the model gate passed."""
+def rejections(model_blessed: bool, failures: list[dict], serving_blessed: bool, serving_reason: str) -> list[dict]:
+    """The gates that said no, in the pipeline's order; the serving gate only counts once the model gate passed.
+    `failures`: the evaluation's gate_failures."""
     if not model_blessed:
-        return [{"gate": MODEL_GATE, "reasons": failures or ["the Evaluator did not bless the model"]}]
+        return [{"gate": MODEL_GATE,
+                 "reasons": [describe_failure(f) for f in failures] or ["the Evaluator did not bless the model"],
+                 "gaps": [describe_failure(f) for f in failures if f["metric"].endswith(GAP)]}]
     if not serving_blessed:
         return [{"gate": SERVING_GATE, "reasons": [serving_reason or "serving validation failed"]}]
     return []
@@ -41,12 +46,13 @@ class Executor(base_executor.BaseExecutor):
             input_dict, "decision", "model_blessing", "infra_blessing", "pushed_model", "evaluation")
         rejected = rejections(
             model_utils.is_model_blessed(model_blessing),
-            [describe_failure(failure) for failure in gate_failures(evaluation.uri)],
+            gate_failures(evaluation.uri),
             model_utils.is_infra_validated(infra_blessing),
             infra_blessing.get_string_custom_property(SERVING_REASON_KEY))
         verdict.set_int_custom_property(SPAN_KEY, decision.get_int_custom_property(SPAN_KEY))
         verdict.set_string_custom_property(MODE_KEY, decision.get_string_custom_property(MODE_KEY))
         verdict.set_string_custom_property(SETTINGS_DIGEST_KEY, decision.get_string_custom_property(SETTINGS_DIGEST_KEY))
+        verdict.set_int_custom_property(MIN_DIFF_KEY, decision.get_int_custom_property(MIN_DIFF_KEY))
         verdict.set_int_custom_property(PUSHED_KEY, pushed.get_int_custom_property(PUSHED_KEY))
         verdict.set_string_custom_property(REJECTIONS_KEY, json.dumps(rejected))
         verdict.set_string_custom_property(RUN_KEY, self._context.pipeline_run_id or "")

@@ -63,6 +63,9 @@ REASONS_KEY = "reasons"           # JSON list of sentences
 SERVING_KEY = "serving"           # JSON: the model that serves (id, spans) and the spans it lags, when known
 REJECTED_KEY = "rejected"         # JSON list of this span's rejected candidates ({"run_id", "mode", "rejections"})
 SETTINGS_DIGEST_KEY = "settings_digest"   # of the settings a candidate and its gates depend on (also on verdicts)
+MIN_DIFF_KEY = "min_diff"         # 1: the candidate trains with MinDiff (fairness.remediation); also on verdicts
+# The decision's run-time training options, as the Trainer's `hyperparameters` input (fn_args.hyperparameters).
+TRAINING_OPTIONS_FILE = "training_options.json"
 
 # Trainer custom_config: keys TFX's Vertex Trainer reads there (deploy.training_job), beside the TrainerSettings.
 VERTEX_TRAINER_KEY_PREFIX = "ai_platform_"
@@ -84,7 +87,7 @@ ROLLBACK = "Rollback"             # execution type of a rollback
 UNCHANGED_SINCE_KEY = "unchanged_since"
 
 # CandidateVerdict: what became of a run's candidate.
-REJECTIONS_KEY = "rejections"     # JSON list of {"gate": MODEL_GATE | SERVING_GATE, "reasons": [...]}
+REJECTIONS_KEY = "rejections"     # JSON list of {"gate": MODEL_GATE | SERVING_GATE, "reasons": [...], "gaps": [...]}
 RUN_KEY = "run_id"
 MODEL_GATE, SERVING_GATE = "model", "serving"
 

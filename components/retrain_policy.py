@@ -13,8 +13,12 @@ lags, and the span's rejected candidates go to ML Metadata and the summary.
                   policy `always_full`, a schema change, drift over a threshold, or
                   `full_retrain_every_n_spans` spans since the graph was analysed;
   - fine_tune:    otherwise: warm start from the blessed model through its own transform graph.
+With fairness.remediation, the decision also says whether the candidate trains with MinDiff (MIN_DIFF_KEY, and
+the Trainer's training options): always, or once a candidate of the span failed a gap gate; that candidate then
+does not count for the escalation, so the same mode is tried once with MinDiff (components/remediation.py).
 """
 import json
+import os
 
 import tensorflow_transform as tft
 from tfx import types
@@ -23,11 +27,12 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
+from components import remediation
 from components.artifacts import DataGateResult, DriftReport, RetrainDecision, Verdict, single
 from components.blessed_lineage import spans
-from components.contracts import (BLESSED_KEY, DRIFTED_FEATURES_KEY, FINE_TUNE, FULL_RETRAIN, MODE_KEY, REASONS_KEY,
-                                  REJECTED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_KEY, SETTINGS_DIGEST_KEY, SETTINGS_KEY,
-                                  SKIP, SPAN_KEY)
+from components.contracts import (BLESSED_KEY, DRIFTED_FEATURES_KEY, FINE_TUNE, FULL_RETRAIN, MIN_DIFF_KEY, MODE_KEY,
+                                  REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY, RUN_KEY, SERVING_KEY, SETTINGS_DIGEST_KEY,
+                                  SETTINGS_KEY, SKIP, SPAN_KEY, TRAINING_OPTIONS_FILE)
 from components.settings import RetrainPolicySettings
 
 
@@ -72,6 +77,7 @@ def decide(policy: str, every_n: int, span: int, baseline_spans: list[int], anal
 def rejected_on(verdicts: list[types.Artifact], span: int, settings_digest: str) -> list[dict]:
     """The rejected candidates (verdicts) made for this span under these settings, oldest first."""
     return [{"run_id": v.get_string_custom_property(RUN_KEY), "mode": v.get_string_custom_property(MODE_KEY),
+             "min_diff": v.get_int_custom_property(MIN_DIFF_KEY) == 1,
              "rejections": json.loads(v.get_string_custom_property(REJECTIONS_KEY) or "[]")}
             for v in sorted(verdicts, key=lambda v: v.id)
             if v.get_int_custom_property(SPAN_KEY) == span
@@ -82,7 +88,7 @@ class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         settings = RetrainPolicySettings.model_validate_json(exec_properties[SETTINGS_KEY])
-        [decision] = single(output_dict, "decision")
+        decision, options = single(output_dict, "decision", "training_options")
         report, gate = single(input_dict, "drift_report", "data_gate")
         span = max(spans(input_dict["examples"]))
         drifted = json.loads(report.get_string_custom_property(DRIFTED_FEATURES_KEY) or "[]")
@@ -95,10 +101,14 @@ class Executor(base_executor.BaseExecutor):
         baseline_spans = spans(input_dict.get("baseline_examples") or [])
         digest = settings.settings_digest
         rejected = rejected_on(input_dict.get("rejected_verdicts") or [], span, digest)
+        min_diff, min_diff_reasons = remediation.with_min_diff(settings.remediation_when, rejected)
         mode, reasons = decide(
             settings.policy, settings.full_retrain_every_n_spans, span,
             baseline_spans, spans(input_dict.get("analysed_examples") or []),
-            schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1, rejected=rejected)
+            schema_changed, drifted, data_blocked=gate.get_int_custom_property(BLESSED_KEY) != 1,
+            rejected=remediation.counted_for_escalation(rejected, min_diff))
+        min_diff = min_diff and mode != SKIP
+        reasons += min_diff_reasons if min_diff else []
         models = input_dict.get("baseline_model") or []
         serving = {"model_id": models[0].id if models else None, "model_uri": models[0].uri if models else None,
                    "trained_on_spans": baseline_spans,
@@ -109,6 +119,8 @@ class Executor(base_executor.BaseExecutor):
         decision.set_string_custom_property(SERVING_KEY, json.dumps(serving))
         decision.set_string_custom_property(REJECTED_KEY, json.dumps(rejected))
         decision.set_string_custom_property(SETTINGS_DIGEST_KEY, digest)
+        decision.set_int_custom_property(MIN_DIFF_KEY, int(min_diff))
+        io_utils.write_string_file(os.path.join(options.uri, TRAINING_OPTIONS_FILE), json.dumps({"min_diff": min_diff}))
 
 
 class RetrainPolicySpec(types.ComponentSpec):
@@ -124,7 +136,10 @@ class RetrainPolicySpec(types.ComponentSpec):
         "baseline_transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph, optional=True),
         "rejected_verdicts": ChannelParameter(type=Verdict, optional=True),
     }
-    OUTPUTS = {"decision": ChannelParameter(type=RetrainDecision)}
+    # training_options: what the Trainers are told at run time (TFX hands a Trainer's `hyperparameters` input to
+    # run_fn as fn_args.hyperparameters); their custom_config is fixed when the pipeline is built.
+    OUTPUTS = {"decision": ChannelParameter(type=RetrainDecision),
+               "training_options": ChannelParameter(type=standard_artifacts.HyperParameters)}
 
 
 class RetrainPolicy(base_component.BaseComponent):
@@ -140,4 +155,5 @@ class RetrainPolicy(base_component.BaseComponent):
             rejected_verdicts=rejected_verdicts,
             settings=settings.model_dump_json(),
             decision=types.Channel(type=RetrainDecision),
+            training_options=types.Channel(type=standard_artifacts.HyperParameters),
         ))

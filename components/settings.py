@@ -110,6 +110,28 @@ class FineTuneSettings(Section):
     unfrozen_steps: Annotated[int, Field(ge=0)] = 0  # then train every layer for this many steps (0: skip)
 
 
+class Remediation(Section):
+    """fairness.remediation: retrain with MinDiff (tensorflow-model-remediation), which adds to the training loss
+    a penalty on the difference between two groups' score distributions, so a gap gate can be met by training
+    rather than by hand. The exported model is the plain Keras model: MinDiff changes training only."""
+
+    method: Literal["min_diff"] = "min_diff"
+    when: Literal["always", "on_gap_failure"] = "on_gap_failure"
+    slice: str                             # a one-feature slicing of fairness.slices: the raw column of the groups
+    sensitive: Annotated[list[str], Field(min_length=1)]   # its values in one group (e.g. [Female])
+    nonsensitive: Optional[Annotated[list[str], Field(min_length=1)]] = None   # the other group; null: every other value
+    examples: Literal["negatives", "positives", "all"] = "negatives"   # negatives: a false positive rate gap
+    loss: Literal["mmd", "absolute_correlation"] = "mmd"
+    loss_weight: Annotated[float, Field(gt=0.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _groups_are_disjoint(self):
+        both = sorted(set(self.sensitive) & set(self.nonsensitive or []))
+        if both:
+            raise ValueError(f"{', '.join(both)} is in both sensitive and nonsensitive: the groups must not overlap")
+        return self
+
+
 class Resources(Section):
     """Kubernetes requests/limits of one TF Serving replica; accelerators: GPUs or TPU chips."""
 
@@ -195,6 +217,7 @@ class TrainerSettings(Section):
     decision_threshold: float       # evaluation.decision_threshold: `classes` of the serving signatures
     model_name: str                 # serving.model_name, in the warmup requests
     warmup_rows: PositiveInt        # serving.warmup_rows
+    remediation: Optional[Remediation] = None   # fairness.remediation; whether a run uses it is the decision's
 
 
 class ServingValidatorSettings(Section):
@@ -222,3 +245,4 @@ class RetrainPolicySettings(Section):
     policy: Literal["drift_aware", "always_full", "never"]
     full_retrain_every_n_spans: int
     settings_digest: str    # of what a candidate and its gates depend on: PipelineConfig.candidate_settings_digest
+    remediation_when: Optional[Literal["always", "on_gap_failure"]] = None   # fairness.remediation.when; None: off

@@ -2,7 +2,9 @@
 
 Training reads the raw examples and applies the saved tf.Transform graph in the input pipeline,
 so the exact graph that serving runs is the one training ran through. It runs under the strategy of
-training.strategy (components/distribution.py).
+training.strategy (components/distribution.py). When the retraining decision says so (its training options, read
+as fn_args.hyperparameters), the model trains with MinDiff (fairness.remediation, components/min_diff.py) and the
+plain model is exported as on every other run.
 """
 import hashlib
 import json
@@ -16,7 +18,7 @@ from tfx_bsl.public import tfxio
 
 from tensorflow.python.autograph.core import config as autograph_config
 
-from components import distribution, export
+from components import distribution, export, min_diff
 from components.contracts import CANARY_FILE, FINE_TUNE, HISTORY_FILE, VERTEX_TRAINER_KEY_PREFIX, WARM_START_FILE
 from components.features import CATEGORICAL_TREATMENTS, feature_values, serving_feature_spec, transformed_name
 from components.settings import Feature, ModelSection, TrainerSettings, TransformSettings
@@ -29,25 +31,48 @@ if not any(rule.matches("tf_keras") for rule in autograph_config.CONVERSION_RULE
 CANARY_ROWS = 20
 
 
-def _dataset(strategy, fn_args, file_pattern, tf_transform_output, tft_layer, settings: TrainerSettings, shuffle):
-    """(transformed features, label) batches of one replica's share of training.batch_size. Each input
-    pipeline (one per worker) reads the same seeded order and keeps its own shard of the batches."""
-    label_name = settings.transform.label.name
-
+def _label_splitter(tft_layer, label_name: str):
     def split_label(raw_features):
         transformed = tft_layer(raw_features)
         label = transformed.pop(label_name)
         return transformed, label
 
+    return split_label
+
+
+def _dataset(strategy, fn_args, file_pattern, tf_transform_output, tft_layer, settings: TrainerSettings, shuffle,
+             remediation=None):
+    """(transformed features, label) batches of one replica's share of training.batch_size. Each input
+    pipeline (one per worker) reads the same seeded order and keeps its own shard of the batches. With
+    `remediation` (fairness.remediation), each batch is packed with a batch of each MinDiff group."""
+    split_label = _label_splitter(tft_layer, settings.transform.label.name)
+
     def dataset_fn(input_context: tf.distribute.InputContext):
-        options = tfxio.TensorFlowDatasetOptions(
-            batch_size=input_context.get_per_replica_batch_size(settings.training.batch_size), shuffle=shuffle,
-            shuffle_seed=settings.training.seed)
+        batch_size = input_context.get_per_replica_batch_size(settings.training.batch_size)
+        options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle,
+                                                 shuffle_seed=settings.training.seed)
         raw = fn_args.data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
         raw = raw.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        return raw.map(split_label, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        batches = raw.map(split_label, num_parallel_calls=tf.data.AUTOTUNE)
+        if remediation is not None:
+            batches = min_diff.pack(batches, raw, split_label, remediation, batch_size)
+        return batches.prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _check_groups(fn_args, tf_transform_output, tft_layer, settings: TrainerSettings) -> None:
+    """Each MinDiff group needs a batch of training rows; a group with none would leave training waiting forever
+    for its first batch."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=1024, num_epochs=1, shuffle=False)
+    raw = fn_args.data_accessor.tf_dataset_factory(fn_args.train_files, options, tf_transform_output.raw_metadata.schema)
+    split_label = _label_splitter(tft_layer, settings.transform.label.name)
+    sizes = min_diff.group_sizes(raw, split_label, settings.remediation)
+    for group, size in zip(("sensitive", "nonsensitive"), sizes):
+        if size < settings.training.batch_size:
+            raise ValueError(f"fairness.remediation: the {group} group has {size} training rows "
+                             f"({settings.remediation.examples} of {settings.remediation.slice}), fewer than one batch "
+                             f"(training.batch_size {settings.training.batch_size})")
 
 
 def _category_count(feature: Feature, tf_transform_output):
@@ -133,7 +158,12 @@ def _fit(model, train, evaluation, steps, fn_args, settings: TrainerSettings, ca
                      validation_steps=fn_args.eval_steps, callbacks=callbacks, verbose=0).history
 
 
-def _fine_tune(fn_args, settings: TrainerSettings, train, evaluation):
+def _trained(model, settings: TrainerSettings, use_min_diff: bool):
+    """What is compiled and fitted: the model, or the model inside MinDiffModel (which updates its weights)."""
+    return min_diff.wrap(model, settings.remediation) if use_min_diff else model
+
+
+def _fine_tune(fn_args, settings: TrainerSettings, train, evaluation, use_min_diff: bool):
     """Warm start: the blessed model's weights, frozen layers first, then optionally all layers."""
     fine_tune = settings.fine_tune
     model = keras.models.load_model(fn_args.base_model, compile=False)
@@ -147,11 +177,12 @@ def _fine_tune(fn_args, settings: TrainerSettings, train, evaluation):
     if fine_tune.unfrozen_steps:
         phases.append(([], fine_tune.unfrozen_steps))
     history = {}
+    fitted = _trained(model, settings, use_min_diff)
     for frozen, steps in phases:
         for layer in model.layers:
             layer.trainable = layer.name not in frozen
-        _compile(model, fine_tune.learning_rate)
-        for key, values in _fit(model, train, evaluation, steps, fn_args, settings).items():
+        _compile(fitted, fine_tune.learning_rate)
+        for key, values in _fit(fitted, train, evaluation, steps, fn_args, settings).items():
             history.setdefault(key, []).extend(values)
     warm_start = {"base_model": fn_args.base_model, "base_weights_sha256": start,
                   "frozen_layers": fine_tune.frozen_layers, "phases": [steps for _, steps in phases]}
@@ -175,27 +206,43 @@ def run_fn(fn_args: tfx.components.FnArgs):
         _train_and_export(fn_args, settings, strategy, run_dir, export_dir)
 
 
+def uses_min_diff(hyperparameters, settings: TrainerSettings) -> bool:
+    """The retraining decision's training options (fn_args.hyperparameters) say whether this run trains with MinDiff."""
+    wanted = bool((hyperparameters or {}).get("min_diff"))
+    if wanted and settings.remediation is None:
+        raise ValueError("the retraining decision asks for MinDiff, but fairness.remediation is not configured")
+    return wanted
+
+
 def _train_and_export(fn_args, settings: TrainerSettings, strategy, run_dir: str, export_dir: str):
     transform = settings.transform
     keras.utils.set_random_seed(settings.training.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tft_layer = tf_transform_output.transform_features_layer()
-    train = _dataset(strategy, fn_args, fn_args.train_files, tf_transform_output, tft_layer, settings, shuffle=True)
+    use_min_diff = uses_min_diff(fn_args.hyperparameters, settings)
+    if use_min_diff:
+        _check_groups(fn_args, tf_transform_output, tft_layer, settings)
+    train = _dataset(strategy, fn_args, fn_args.train_files, tf_transform_output, tft_layer, settings, shuffle=True,
+                     remediation=settings.remediation if use_min_diff else None)
     evaluation = _dataset(strategy, fn_args, fn_args.eval_files, tf_transform_output, tft_layer, settings,
                           shuffle=False)
 
     with strategy.scope():   # the model's variables are the strategy's (mirrored on each replica)
         if settings.mode == FINE_TUNE:
-            model, history, warm_start = _fine_tune(fn_args, settings, train, evaluation)
+            model, history, warm_start = _fine_tune(fn_args, settings, train, evaluation, use_min_diff)
             with tf.io.gfile.GFile(os.path.join(run_dir, WARM_START_FILE), "w") as handle:
                 json.dump(warm_start, handle, indent=1)
         else:
             model = build_model(transform, tf_transform_output, settings.model)
-            history = _fit(model, train, evaluation, fn_args.train_steps, fn_args, settings,
+            fitted = _trained(model, settings, use_min_diff)
+            if use_min_diff:
+                _compile(fitted, settings.model.learning_rate)
+            history = _fit(fitted, train, evaluation, fn_args.train_steps, fn_args, settings,
                            [keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch")])
     with tf.io.gfile.GFile(os.path.join(run_dir, HISTORY_FILE), "w") as handle:
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, handle)
 
+    # `model` is the plain Keras model (with MinDiff, MinDiffModel.original_model): it alone is exported
     model.tft_layer = tft_layer  # tracked, so the transform graph is saved inside the model
     signatures = export.signatures(model, tf_transform_output, transform, settings.decision_threshold)
     model.save(export_dir, save_format="tf", signatures=signatures, options=export.save_options(model))

@@ -18,8 +18,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from components.contracts import FINE_TUNE, FULL_RETRAIN
 from components.evaluation import GATED_RATES, SLICE_METRICS
 from components.settings import (DriftCheckSettings, Feature, FeatureDrift, FineTuneSettings, Label, ModelSection,
-                                 PositiveInt, RetrainPolicySettings, Section, ServingSection, ServingValidatorSettings,
-                                 TrainerSettings, TrainingSection, TransformSettings)
+                                 PositiveInt, Remediation, RetrainPolicySettings, Section, ServingSection,
+                                 ServingValidatorSettings, TrainerSettings, TrainingSection, TransformSettings)
 
 URI = re.compile(r"^[a-z][a-z0-9+.-]*://")   # gs://, s3://, hdfs://: read by TFX's file systems, not resolved
 SPAN_TOKEN = re.compile(r"\{SPAN(?::\d+)?\}")  # ExampleGen's span spec, optionally zero-padded to a width
@@ -114,6 +114,7 @@ class FairnessSection(Section):
     min_slice_size: PositiveInt = 30             # smaller slices are reported but not gated
     slice_gates: list[SliceGate] = []
     gap_gates: list[GapGate] = []
+    remediation: Optional[Remediation] = None   # null: a candidate blocked by a gate stays blocked
 
     @model_validator(mode="after")
     def _gates_name_known_metrics(self):
@@ -135,6 +136,15 @@ class FairnessSection(Section):
         for gate in self.gap_gates:
             if gate.slices is not None and gate.slices not in self.slices:
                 raise ValueError(f"gap_gates: slices {gate.slices} is not an entry of fairness.slices {self.slices}")
+        remediation = self.remediation
+        if remediation is not None:
+            if [remediation.slice] not in self.slices:
+                raise ValueError(f"remediation.slice: {remediation.slice!r} is not a one-feature entry of "
+                                 f"fairness.slices {self.slices}: the groups are brought together where they are gated")
+            if remediation.when == "on_gap_failure" and not any(
+                    gate.slices in (None, [remediation.slice]) for gate in self.gap_gates):
+                raise ValueError(f"remediation.when: on_gap_failure, but no gap gate holds on slicing "
+                                 f"[{remediation.slice}]: nothing would ever start it")
         return self
 
 
@@ -534,7 +544,8 @@ class PipelineConfig(Section):
         return TrainerSettings(
             mode=mode, transform=self.transform_settings(), model=self.model, training=self.training,
             fine_tune=self.retraining.fine_tune, decision_threshold=self.evaluation.decision_threshold,
-            model_name=self.serving.model_name, warmup_rows=self.serving.warmup_rows)
+            model_name=self.serving.model_name, warmup_rows=self.serving.warmup_rows,
+            remediation=self.fairness.remediation)
 
     def serving_validator_settings(self) -> ServingValidatorSettings:
         return ServingValidatorSettings(transform=self.transform_settings(), validation=self.serving.validation,
@@ -557,7 +568,8 @@ class PipelineConfig(Section):
     def retrain_policy_settings(self) -> RetrainPolicySettings:
         return RetrainPolicySettings(policy=self.retraining.policy,
                                      full_retrain_every_n_spans=self.retraining.full_retrain_every_n_spans,
-                                     settings_digest=self.candidate_settings_digest())
+                                     settings_digest=self.candidate_settings_digest(),
+                                     remediation_when=self.fairness.remediation and self.fairness.remediation.when)
 
     def candidate_settings_digest(self) -> str:
         """Digest of what a candidate and its gates depend on: a rejected candidate counts (escalation) only

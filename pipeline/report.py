@@ -355,15 +355,15 @@ drifted: {{ s.drift.drifted_features | join(', ') or 'none' }}; skewed: {{ s.dri
 <section id="decision"><h2>{{ sections.decision }}</h2>
 {% if s.retraining is none %}<p class="note">No decision: the run stopped before the retraining policy.</p>
 {% else %}
-<p>Decision: <b>{{ s.retraining.mode }}</b></p>
+<p>Decision: <b>{{ s.retraining.mode }}{% if s.retraining.min_diff %} with MinDiff{% endif %}</b></p>
 <ul>{% for reason in s.retraining.reasons %}<li>{{ reason }}</li>{% endfor %}</ul>
 {% if s.retraining.serving and s.retraining.serving.model_id %}<p>Serving: model {{ s.retraining.serving.model_id }}
 (trained on spans {{ s.retraining.serving.trained_on_spans | join(', ') }}){% if s.retraining.serving.lags_span is not none %},
 lagging span {{ s.retraining.serving.lags_span }}{% endif %}.</p>{% endif %}
 {% for c in s.retraining.rejected_candidates %}{% for r in c.rejections %}
-<p class="note">Rejected earlier: run {{ c.run_id }} ({{ c.mode }}) by the {{ r.gate }} gate: {{ r.reasons | join('; ') }}</p>
+<p class="note">Rejected earlier: run {{ c.run_id }} ({{ c.mode }}{% if c.min_diff %} with MinDiff{% endif %}) by the {{ r.gate }} gate: {{ r.reasons | join('; ') }}</p>
 {% endfor %}{% endfor %}
-{% if s.verdict and s.verdict.next_run_on_this_span %}<p>Next run on this span: {{ s.verdict.next_run_on_this_span }}.</p>{% endif %}
+{% if s.verdict and s.verdict.next_run_on_this_span %}<p>Next run on this span: {{ s.verdict.next_run_on_this_span }}{% if s.verdict.next_run_min_diff %} with MinDiff{% endif %}.</p>{% endif %}
 {% endif %}
 </section>
 

@@ -12,11 +12,12 @@ from dataclasses import asdict
 from components.contracts import (
     BASELINE_MODEL_KEY, BLESSED_KEY, CANDIDATE_VERDICT, DATA_GATE, DATA_GATE_RESULT, DRIFT_CHECK, DRIFT_REPORT,
     DRIFT_REPORT_FILE, DRIFTED_FEATURES_KEY, EVALUATOR, EXAMPLE_STATISTICS, FAIRNESS_REPORT_CSV, FAIRNESS_REPORT_JSON,
-    FAIRNESS_REPORT_PNG, FINE_TUNE, FINE_TUNE_TRAINER, FULL_RETRAIN, HAS_BASELINE_KEY, HISTORY_FILE, INFRA_BLESSING,
+    FAIRNESS_REPORT_PNG, FINE_TUNE_TRAINER, FULL_RETRAIN, HAS_BASELINE_KEY, HISTORY_FILE, INFRA_BLESSING, MIN_DIFF_KEY,
     MODE_KEY, MODEL_BLESSING, MODEL_EVALUATION, MODEL_RUN, PROBLEMS_FILE, PUSHED_DESTINATION_KEY, PUSHED_KEY,
     PUSHED_MODEL, PUSHED_VERSION_KEY, PUSHER, REASONS_KEY, REJECTED_KEY, REJECTIONS_KEY, RETRAIN_DECISION,
     RETRAIN_POLICY, SERVING_KEY, SERVING_REASON_KEY, SERVING_REPORT_FILE, SERVING_VALIDATOR, SKEWED_FEATURES_KEY, SKIP,
     STATISTICS_GEN, TRAINER, VERDICT)
+from components import remediation
 from components.evaluation import OVERALL, display_name, slice_key_name
 from components.validation_result import CHANGE, describe_failure, gate_failures
 from pipeline import metadata_store
@@ -95,16 +96,23 @@ def collect(config: PipelineConfig, run_id: str, timings, log_file: str, error: 
     for decision in produced(RETRAIN_POLICY, RETRAIN_DECISION):
         summary["retraining"] = {
             "mode": metadata_store.custom_str(decision, MODE_KEY),
+            "min_diff": metadata_store.custom_int(decision, MIN_DIFF_KEY) == 1,
             "reasons": json.loads(metadata_store.custom_str(decision, REASONS_KEY)),
             "serving": json.loads(metadata_store.custom_str(decision, SERVING_KEY) or "null"),
             "rejected_candidates": json.loads(metadata_store.custom_str(decision, REJECTED_KEY) or "[]"),
         }
     for verdict in produced(CANDIDATE_VERDICT, VERDICT):
         rejected = json.loads(metadata_store.custom_str(verdict, REJECTIONS_KEY) or "[]")
-        mode = metadata_store.custom_str(verdict, MODE_KEY)
+        next_mode, next_min_diff = None, False
+        if rejected:   # this span's earlier rejections, then this one: what the next run's policy reads
+            candidates = (summary["retraining"] or {}).get("rejected_candidates", []) + [{
+                "run_id": run_id, "mode": metadata_store.custom_str(verdict, MODE_KEY),
+                "min_diff": metadata_store.custom_int(verdict, MIN_DIFF_KEY) == 1, "rejections": rejected}]
+            remedy = config.fairness.remediation
+            next_mode, next_min_diff = remediation.next_run(candidates, remedy.when if remedy else None)
         summary["verdict"] = {
             "pushed": metadata_store.custom_int(verdict, PUSHED_KEY) == 1, "rejections": rejected,
-            "next_run_on_this_span": None if not rejected else (FULL_RETRAIN if mode == FINE_TUNE else SKIP),
+            "next_run_on_this_span": next_mode, "next_run_min_diff": next_min_diff,
         }
     for trainer in (TRAINER, FINE_TUNE_TRAINER):
         for model_run in produced(trainer, MODEL_RUN):
@@ -177,7 +185,8 @@ def render(summary: dict) -> str:
             lines.append(f"    - {m['feature']} ({m['check']}): {m['measure']} {m['value']:.4f} > {m['threshold']}{noise}")
     retraining = summary["retraining"]
     if retraining is not None:
-        lines.append(f"  retraining: {retraining['mode']} ({'; '.join(retraining['reasons'])})")
+        with_min_diff = " with MinDiff" if retraining.get("min_diff") else ""
+        lines.append(f"  retraining: {retraining['mode']}{with_min_diff} ({'; '.join(retraining['reasons'])})")
         serving = retraining.get("serving") or {}
         if retraining["mode"] == SKIP and serving.get("lags_span") is not None:
             served = (f"model {serving['model_id']} (trained on spans {', '.join(map(str, serving['trained_on_spans']))})"
@@ -185,7 +194,8 @@ def render(summary: dict) -> str:
             lines.append(f"    serving: {served}, lagging span {serving['lags_span']}")
         for candidate in retraining.get("rejected_candidates", []):
             for rejection in candidate["rejections"]:
-                lines.append(f"    rejected earlier: run {candidate['run_id']} ({candidate['mode']}) by the "
+                lines.append(f"    rejected earlier: run {candidate['run_id']} ({candidate['mode']}"
+                             f"{' with MinDiff' if candidate.get('min_diff') else ''}) by the "
                              f"{rejection['gate']} gate: {'; '.join(rejection['reasons'])}")
     gate = summary["model_gate"]
     if gate is not None:
@@ -219,9 +229,15 @@ def render(summary: dict) -> str:
             lines.append(f"    - {problem}")
     verdict = summary.get("verdict")
     if verdict and verdict["next_run_on_this_span"]:
-        lines.append(f"  next run on this span: {verdict['next_run_on_this_span']} "
-                     + ("(escalation after a rejected fine-tune)" if verdict["next_run_on_this_span"] == FULL_RETRAIN
-                        else "(a rejected full retrain is not repeated; a new span starts afresh)"))
+        following = verdict["next_run_on_this_span"]
+        decided = retraining or {}
+        if verdict.get("next_run_min_diff") and following == decided.get("mode") and not decided.get("min_diff"):
+            why = "(a gap gate failed: the same mode again, with MinDiff; fairness.remediation)"
+        elif following == FULL_RETRAIN:
+            why = "(escalation after a rejected fine-tune)"
+        else:
+            why = "(a rejected full retrain is not repeated; a new span starts afresh)"
+        lines.append(f"  next run on this span: {following}{' with MinDiff' if verdict.get('next_run_min_diff') else ''} {why}")
     push = summary["push"]
     lines.append(f"  pushed: {push['path']}" if push["pushed"] else f"  not pushed: {push['reason'] or 'no model was trained'}")
     if summary["log_file"]:   # none under an orchestrator: each task's log is the orchestrator's

@@ -31,7 +31,9 @@ def test_first_run_passes_both_gates_and_pushes_in_tf_serving_layout(project, fi
     assert outcomes["FineTuneTrainer"] == "skipped"
     assert summary["retraining"]["mode"] == "full_retrain" and summary["retraining"]["reasons"] == ["no blessed model yet"]
     assert summary["retraining"]["serving"]["model_id"] is None and summary["retraining"]["rejected_candidates"] == []
-    assert summary["verdict"] == {"pushed": True, "rejections": [], "next_run_on_this_span": None}
+    assert summary["verdict"] == {"pushed": True, "rejections": [], "next_run_on_this_span": None,
+                                  "next_run_min_diff": False}
+    assert summary["retraining"]["min_diff"] is False
     overall = summary["model_gate"]["metrics"]["Overall"]
     assert overall["auc"] >= 0.6 and overall["example_count"] > 50
     assert any(key.startswith("payment_type=") for key in summary["model_gate"]["metrics"])

@@ -63,7 +63,7 @@ def test_rejections_count_only_on_the_same_span_under_the_same_settings():
             verdict.set_string_custom_property(key, value)
         verdicts.append(verdict)
     assert rejected_on(verdicts, 3, "same") == [
-        {"run_id": "run3", "mode": FINE_TUNE, "rejections": [{"gate": "model", "reasons": ["auc"]}]}]
+        {"run_id": "run3", "mode": FINE_TUNE, "min_diff": False, "rejections": [{"gate": "model", "reasons": ["auc"]}]}]
     assert rejected_on(verdicts, 4, "same") == []
 
 

@@ -38,6 +38,7 @@ class Decided:
     components: list
     blessed: object     # the resolver: its outputs are the blessed model, its graph, data and statistics
     decision: object    # RetrainDecision: MODE_KEY
+    training_options: object   # HyperParameters: what the Trainers are told at run time (MinDiff or not)
 
 
 def decide(config: PipelineConfig, ingested: Ingested) -> Decided:
@@ -59,4 +60,5 @@ def decide(config: PipelineConfig, ingested: Ingested) -> Decided:
         rejected_verdicts=blessed.outputs["verdicts"],
         settings=config.retrain_policy_settings(),
     )
-    return Decided(components=[blessed, drift, policy], blessed=blessed, decision=policy.outputs["decision"])
+    return Decided(components=[blessed, drift, policy], blessed=blessed, decision=policy.outputs["decision"],
+                   training_options=policy.outputs["training_options"])

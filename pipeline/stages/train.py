@@ -1,5 +1,6 @@
 """Train: under the data gate's Cond, a full retrain (Transform analyses the window, Trainer learns a new
-model) or a fine-tune (the blessed model's own graph and weights, on the new span), by the decision's mode."""
+model) or a fine-tune (the blessed model's own graph and weights, on the new span), by the decision's mode; either
+with MinDiff when the decision's training options say so (fairness.remediation)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ def train(config: PipelineConfig, ingested: Ingested, decided: Decided) -> Train
             examples=ingested.window,
             transform_graph=transform.outputs["transform_graph"],
             schema=ingested.schema,
+            hyperparameters=decided.training_options,
             train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         )
@@ -73,6 +75,7 @@ def train(config: PipelineConfig, ingested: Ingested, decided: Decided) -> Train
             transform_graph=blessed["transform_graph"],
             base_model=blessed["model"],
             schema=ingested.schema,
+            hyperparameters=decided.training_options,
             train_args=tfx.proto.TrainArgs(num_steps=config.retraining.fine_tune.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         ).with_id(FINE_TUNE_TRAINER)
