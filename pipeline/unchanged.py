@@ -29,7 +29,7 @@ from pipeline.config import PipelineConfig
 
 # The libraries whose upgrade can change a run's outcome.
 LIBRARIES = ("tfx", "tensorflow", "tensorflow-transform", "tensorflow-data-validation", "tensorflow-model-analysis",
-             "apache-beam", "ml-metadata", "tf-keras")
+             "apache-beam", "ml-metadata", "tf-keras", "tensorflow-model-remediation")
 SETTLED = ("ok", "data_blocked")
 
 
