@@ -31,6 +31,7 @@ def run_once(config: PipelineConfig, echo=print) -> dict:
     from pipeline import summary   # imported by the run already
 
     echo(summary.render(result))
+    result["report"] = None
     if config.logging.report:
         with logs.to_file(log_file):   # the report's own reads of ML Metadata log to the run's file, not the terminal
             result["report"] = write_report(config, result, echo)
