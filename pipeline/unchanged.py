@@ -51,7 +51,7 @@ def _store_head(store) -> list[int]:
 
 def fingerprint(config: PipelineConfig, store) -> str:
     code = {path.relative_to(pathlib.Path(package.__file__).parent.parent).as_posix(): path.read_bytes()
-            for package in (pipeline, components) for path in pathlib.Path(package.__file__).parent.glob("*.py")}
+            for package in (pipeline, components) for path in pathlib.Path(package.__file__).parent.rglob("*.py")}
     serving_logs = config.retraining.drift.serving_logs
     schema = config.path(config.data.schema_path).stat()
     parts = {
