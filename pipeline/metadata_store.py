@@ -142,10 +142,15 @@ def run_outputs(config: PipelineConfig, run_id: str) -> dict[str, dict[str, list
     return outputs
 
 
+def pipeline_context(store, pipeline_name: str) -> metadata_store_pb2.Context | None:
+    """TFX's context of the pipeline, parent of its runs' contexts."""
+    return store.get_context_by_type_and_name("pipeline", pipeline_name)
+
+
 def pipeline_runs(config: PipelineConfig) -> list[metadata_store_pb2.Context]:
     """This pipeline's runs (TFX's pipeline_run contexts, named by run id), newest first."""
     store = open_store(config)
-    pipeline = store.get_context_by_type_and_name("pipeline", config.pipeline.name)
+    pipeline = pipeline_context(store, config.pipeline.name)
     if pipeline is None:
         return []
     run_type = store.get_context_type("pipeline_run")

@@ -30,7 +30,6 @@ from pipeline.config import PipelineConfig
 # The libraries whose upgrade can change a run's outcome.
 LIBRARIES = ("tfx", "tensorflow", "tensorflow-transform", "tensorflow-data-validation", "tensorflow-model-analysis",
              "apache-beam", "ml-metadata", "tf-keras", "tensorflow-model-remediation")
-SETTLED = ("ok", "data_blocked")
 
 
 def _files(folder: pathlib.Path) -> list[tuple[str, int, int]]:
@@ -67,14 +66,10 @@ def fingerprint(config: PipelineConfig, store) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _pipeline_context(config: PipelineConfig, store):
-    return store.get_context_by_type_and_name("pipeline", config.pipeline.name)
-
-
 def settled_run(config: PipelineConfig) -> dict | None:
     """The last settled run's record when nothing has changed since it, else None."""
     store = metadata_store.open_store(config)
-    context = _pipeline_context(config, store)
+    context = metadata_store.pipeline_context(store, config.pipeline.name)
     if context is None or UNCHANGED_SINCE_KEY not in context.custom_properties:
         return None
     record = json.loads(context.custom_properties[UNCHANGED_SINCE_KEY].string_value)
@@ -84,12 +79,11 @@ def settled_run(config: PipelineConfig) -> dict | None:
 def record(config: PipelineConfig, result: dict) -> None:
     """After a run (under the run lock): its record if it settled; otherwise no record, so the next run runs."""
     store = metadata_store.open_store(config)
-    context = _pipeline_context(config, store)
+    context = metadata_store.pipeline_context(store, config.pipeline.name)
     if context is None:   # refused before TFX registered the pipeline
         return
-    retraining = result.get("retraining") or {}
-    settled = result["status"] in SETTLED and (retraining.get("mode") == SKIP or result["push"]["pushed"]
-                                               or result["status"] == "data_blocked")
+    skipped = (result.get("retraining") or {}).get("mode") == SKIP
+    settled = result["status"] == "data_blocked" or (result["status"] == "ok" and (skipped or result["push"]["pushed"]))
     if settled:
         context.custom_properties[UNCHANGED_SINCE_KEY].string_value = json.dumps({
             "fingerprint": fingerprint(config, store), "run_id": result["run_id"], "status": result["status"],
